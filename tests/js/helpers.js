@@ -1,0 +1,143 @@
+// Test doubles for the ws-sync client: a scriptable WebSocket, a manual clock
+// and web storage. Not a test file itself (no .test. in the name).
+import { Session } from "../../ws_sync/static/ws-sync.js";
+
+/**
+ * A WebSocket class whose instances are driven by the test: `open()`,
+ * `receive(type, data)`, `receiveBinary(bytes)`, `drop()`. Each call returns a
+ * new class so tests never share sockets.
+ */
+export function fakeWebSocketClass() {
+  return class FakeWebSocket {
+    static instances = [];
+
+    constructor(url) {
+      this.url = url;
+      this.readyState = 0;
+      this.sent = [];
+      this.closeCalls = 0;
+      FakeWebSocket.instances.push(this);
+    }
+
+    send(data) {
+      if (this.readyState !== 1) throw new Error("send() on a socket that is not open");
+      this.sent.push(data);
+    }
+
+    close() {
+      this.closeCalls++;
+      this.readyState = 3;
+    }
+
+    // --- driven by the test ---
+    open() {
+      this.readyState = 1;
+      this.onopen?.({});
+    }
+
+    receive(type, data) {
+      this.receiveRaw(JSON.stringify({ type, data }));
+    }
+
+    receiveRaw(text) {
+      this.onmessage?.({ data: text });
+    }
+
+    receiveBinary(bytes) {
+      this.onmessage?.({ data: bytes });
+    }
+
+    /** The connection is lost (server gone, network down). */
+    drop() {
+      this.readyState = 3;
+      this.onclose?.({ code: 1006 });
+    }
+
+    /** Text frames sent so far, parsed. */
+    get frames() {
+      return this.sent.filter((f) => typeof f === "string").map((f) => JSON.parse(f));
+    }
+
+    /** Parsed text frames of one type. */
+    framesOf(type) {
+      return this.frames.filter((f) => f.type === type);
+    }
+
+    static get last() {
+      return FakeWebSocket.instances.at(-1);
+    }
+  };
+}
+
+/** A manual clock: timers run only when the test says so. */
+export class FakeClock {
+  constructor() {
+    this.timers = new Map();
+    this.delays = []; // every delay ever scheduled, in order
+    this._next = 1;
+  }
+
+  setTimeout = (fn, ms) => {
+    const id = this._next++;
+    this.timers.set(id, { fn, ms });
+    this.delays.push(ms);
+    return id;
+  };
+
+  clearTimeout = (id) => {
+    this.timers.delete(id);
+  };
+
+  get pending() {
+    return this.timers.size;
+  }
+
+  /** Run the earliest-scheduled pending timer. */
+  runNext() {
+    const [id, timer] = this.timers.entries().next().value ?? [];
+    if (id === undefined) throw new Error("no pending timer");
+    this.timers.delete(id);
+    timer.fn();
+  }
+}
+
+/** A Web Storage stand-in (getItem/setItem). */
+export class MemoryStorage {
+  constructor() {
+    this.map = new Map();
+  }
+  getItem(k) {
+    return this.map.has(k) ? this.map.get(k) : null;
+  }
+  setItem(k, v) {
+    this.map.set(k, String(v));
+  }
+}
+
+/**
+ * A Session over a fake socket with a fake clock, quiet default hooks and
+ * (unless `open: false`) an open connection.
+ */
+export function makeSession(options = {}, { open = true } = {}) {
+  const WebSocket = fakeWebSocketClass();
+  const clock = new FakeClock();
+  const calls = { errors: [], dropped: [], toasts: [], downloads: [], disconnects: [], states: [] };
+  const session = new Session("ws://test/ws", {
+    WebSocket,
+    setTimeout: clock.setTimeout,
+    clearTimeout: clock.clearTimeout,
+    random: () => 0.5,
+    localStorage: null,
+    sessionStorage: null,
+    onError: (e) => calls.errors.push(e),
+    onEditsDropped: (d) => calls.dropped.push(d),
+    onToast: (t) => calls.toasts.push(t),
+    onDownload: (d) => calls.downloads.push(d),
+    onDisconnect: (m) => calls.disconnects.push(m),
+    onStateChange: (s) => calls.states.push(s),
+    ...options,
+  });
+  session.connect();
+  if (open) WebSocket.last.open();
+  return { session, WebSocket, clock, calls, get ws() { return WebSocket.last; } };
+}
