@@ -1,0 +1,30 @@
+"""JSON Pointer (RFC 6901) tokens: the path syntax of every patch op."""
+
+from __future__ import annotations
+
+
+def escape(token: object) -> str:
+    """One path segment; `~` and `/` must not be read as syntax by the client."""
+    text = token if isinstance(token, str) else str(token)
+    if "~" in text:
+        text = text.replace("~", "~0")
+    if "/" in text:
+        text = text.replace("/", "~1")
+    return text
+
+
+def unescape(token: str) -> str:
+    return token.replace("~1", "/").replace("~0", "~")
+
+
+def split(path: str) -> list[str]:
+    """Tokens of a pointer; raises ValueError on a pointer that is not absolute."""
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise ValueError(f"JSON pointer must start with '/': {path!r}")
+    return [unescape(t) for t in path[1:].split("/")]
+
+
+def join(prefix: str, token: object) -> str:
+    return f"{prefix}/{escape(token)}"

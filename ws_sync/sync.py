@@ -1,0 +1,498 @@
+"""The sync object: which attributes of one object are synced, under which names,
+and how their changes reach the sessions that subscribe to it."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import functools
+import logging
+import time
+import weakref
+from collections.abc import Iterator
+from contextvars import ContextVar
+from types import EllipsisType
+from typing import Any, Literal
+
+from pydantic import BaseModel
+
+from . import descriptors, patch, wire
+from .changelog import MISSING
+from .context import session_context
+from .naming import camel as to_camel
+from .serialize import dump
+from .tracking import NODE, ObjNode, attach, detach, track_model
+
+ToastType = Literal["default", "message", "info", "success", "warning", "error"]
+Include = dict[str, str | EllipsisType] | list[str] | tuple[str, ...] | None
+
+logger = logging.getLogger("ws_sync")
+
+_key_scope: ContextVar[str | None] = ContextVar("ws_sync_key_scope", default=None)
+
+
+@contextlib.contextmanager
+def sync_key_scope(scope: str) -> Iterator[None]:
+    """Objects created inside get keys prefixed with `scope/` (``user1/NOTES``)."""
+    outer = _key_scope.get()
+    token = _key_scope.set(f"{outer}/{scope}" if outer else scope)
+    try:
+        yield
+    finally:
+        _key_scope.reset(token)
+
+
+class Sync:
+    """Registers an object's attributes for syncing with the frontend."""
+
+    @classmethod
+    def all(cls, obj: Any, key: str | None = None, **options: Any) -> Sync:
+        """Sync every public attribute, property and computed field."""
+        return cls(obj, key, sync_all=True, **options)
+
+    @classmethod
+    def only(
+        cls,
+        _obj: Any,
+        _key: str | None = None,
+        *,
+        _toCamelCase: bool | None = None,
+        _camel: bool | None = None,
+        _send_on_init: bool = True,
+        _expose_running_tasks: bool = False,
+        _read_only: Any = (),
+        _logger: logging.Logger | None = None,
+        **attributes: str | EllipsisType,
+    ) -> Sync:
+        """Sync exactly the named attributes; a string value renames it on the wire."""
+        return cls(
+            _obj,
+            _key,
+            include=attributes,
+            camel=_camel if _camel is not None else _toCamelCase,
+            send_on_init=_send_on_init,
+            expose_running_tasks=_expose_running_tasks,
+            read_only=_read_only,
+            logger=_logger,
+        )
+
+    def __init__(
+        self,
+        obj: Any,
+        key: str | None = None,
+        *,
+        sync_all: bool = False,
+        include: Include = None,
+        exclude: list[str] | tuple[str, ...] | None = None,
+        camel: bool | None = None,
+        toCamelCase: bool | None = None,
+        send_on_init: bool = True,
+        expose_running_tasks: bool = False,
+        read_only: Any = (),
+        logger: logging.Logger | None = None,
+        session: Any = None,
+    ) -> None:
+        scope = _key_scope.get()
+        base_key = key or type(obj).__name__
+        self.key: str = f"{scope}/{base_key}" if scope else base_key
+        self.camel = bool(camel if camel is not None else toCamelCase)
+        self.send_on_init = send_on_init
+        self.logger = logger or globals()["logger"]
+        self._obj = weakref.ref(obj)
+        self.sessions: list[Any] = []
+        self.running_tasks: list[str] = []
+        self._last_sync = 0.0
+        self._trailing: asyncio.TimerHandle | None = None
+        self._options = dict(
+            key=base_key,
+            sync_all=sync_all,
+            include=include,
+            exclude=exclude,
+            camel=self.camel,
+            send_on_init=send_on_init,
+            expose_running_tasks=expose_running_tasks,
+            read_only=read_only,
+            logger=logger,
+        )
+
+        selection = select_attributes(obj, sync_all, include, exclude)
+        self.attributes: dict[str, str] = {
+            attr: self._wire_name(obj, attr, rename) for attr, rename in selection.items()
+        }
+        self.read_only: set[str] = set(read_only or ())
+        self.expose_running_tasks = expose_running_tasks
+        self.task_exposure = self._casing("running_tasks") if expose_running_tasks else None
+        if not self.attributes and not expose_running_tasks:
+            raise ValueError(f"{type(obj).__name__}: no attributes to sync")
+
+        self.node = self._track(obj)
+        self._computed: dict[str, str] = {
+            attr: w for attr, w in self.attributes.items() if _is_computed(type(obj), attr)
+        }
+        self._last: dict[str, Any] = {}
+        self.root = patch.RootNode()
+        attach(self.node, self.root, "", False)
+        patch.consume(self.node, self.root)
+        self.root._ws_dirty = None
+
+        if session is None:
+            session = session_context.get(None)
+        if session is not None:
+            self.attach(session)
+
+    # ------------------------------------------------------------------ #
+    # set-up
+
+    def _casing(self, name: str) -> str:
+        return to_camel(name) if self.camel else name
+
+    def _wire_name(self, obj: Any, attr: str, rename: str | EllipsisType) -> str:
+        if isinstance(rename, str):
+            return rename
+        if isinstance(obj, BaseModel):
+            cls = type(obj)
+            info = cls.model_fields.get(attr) or cls.model_computed_fields.get(attr)
+            alias = getattr(info, "serialization_alias", None) or getattr(info, "alias", None)
+            if alias:
+                return alias
+            generator = cls.model_config.get("alias_generator")
+            if generator is not None and not self.camel:
+                made = _apply_alias_generator(generator, attr)
+                if made:
+                    return made
+        return self._casing(attr)
+
+    def _track(self, obj: Any) -> ObjNode:
+        old = obj.__dict__.get(NODE)
+        if old is not None and old.owner_id == id(obj) and old.sync is not None:
+            old.sync.close()
+        data = {a for a in self.attributes if not _is_computed(type(obj), a)}
+        if _plain(obj):
+            node = old if old is not None and old.owner_id == id(obj) else ObjNode(obj, set())
+            obj.__dict__[NODE] = node
+            data -= descriptors.install(type(obj), data)
+        else:
+            node = track_model(obj)
+        node.fields |= data
+        node.adopt_all(obj, data)
+        node.sync = self
+        descriptors.install_accessor(type(obj))
+        return node
+
+    @property
+    def obj(self) -> Any:
+        return self._obj()
+
+    @property
+    def tracked_keymap(self) -> dict[str, str]:
+        """Attributes whose changes the change log carries (volatile ones are
+        re-serialized and compared instead)."""
+        skip = self.node.volatile
+        return {
+            a: w
+            for a, w in self.attributes.items()
+            if a in self.node.fields and a not in skip and a not in self._computed
+        }
+
+    def _volatile(self) -> dict[str, str]:
+        obj = self.obj
+        out = dict(self._computed)
+        for a in self.node.volatile:
+            if a in self.attributes:
+                out[a] = self.attributes[a]
+        for a, w in self.attributes.items():
+            if a not in self.node.fields and a not in out and obj is not None:
+                out[a] = w  # values we could not put a descriptor on
+        return out
+
+    # ------------------------------------------------------------------ #
+    # state and patches
+
+    def state(self) -> dict[str, Any]:
+        """The full synced state, JSON-compatible; refreshes the comparison cache."""
+        obj = self.obj
+        if obj is None:
+            return {}
+        out: dict[str, Any] = {}
+        volatile = self._volatile()
+        for attr, w in self.attributes.items():
+            value = self._read(obj, attr)
+            if value is MISSING:
+                continue
+            out[w] = dump(value)
+            if attr in volatile:
+                self._last[w] = out[w]
+        if self.task_exposure:
+            out[self.task_exposure] = list(self.running_tasks)
+            self._last[self.task_exposure] = out[self.task_exposure]
+        return out
+
+    def _read(self, obj: Any, attr: str) -> Any:
+        try:
+            return getattr(obj, attr)
+        except AttributeError:
+            return MISSING
+        except Exception:
+            self.logger.exception("%s: reading %r failed", self.key, attr)
+            return MISSING
+
+    def collect(self) -> list[dict[str, Any]]:
+        """Consume what changed since the last call, as RFC 6902 ops whose values
+        are still Python objects (serialize before anything mutates again)."""
+        ops = patch.collect(self.root, self.tracked_keymap)
+        obj = self.obj
+        if obj is None:
+            return ops
+        for attr, w in self._volatile().items():
+            value = self._read(obj, attr)
+            if value is MISSING:
+                continue
+            current = dump(value)
+            last = self._last.get(w, MISSING)
+            if last is MISSING or last != current:
+                self._last[w] = current
+                ops.append({"op": "add", "path": "/" + _escape(w), "value": current})
+        if self.task_exposure:
+            current = list(self.running_tasks)
+            if self._last.get(self.task_exposure) != current:
+                self._last[self.task_exposure] = current
+                ops.append({"op": "add", "path": "/" + _escape(self.task_exposure), "value": current})
+        return ops
+
+    def flush(self, exclude: Any = None) -> list[dict[str, Any]]:
+        """Send pending changes now; returns the ops. Nothing is sent (and
+        nothing is lost) while no session is connected: they start with `_SET`."""
+        ops = self.collect()
+        if ops:
+            targets = [s for s in self.sessions if s is not exclude and s.is_connected]
+            if targets:
+                frame = wire.encode(wire.patch_event(self.key), ops)
+                for s in targets:
+                    s.send_frame(frame)
+        self._last_sync = time.monotonic()
+        return ops
+
+    def set_frame(self) -> str:
+        """`_SET` for one subscriber. Pending changes go to the others first, or
+        they would reach this one twice."""
+        self.flush()
+        return wire.encode(wire.set_event(self.key), self.state())
+
+    async def sync(
+        self,
+        if_since_last: float | None = None,
+        toast: str | None = None,
+        type: ToastType = "default",
+    ) -> None:
+        """Send what changed. With `if_since_last`, at most one patch per that many
+        seconds; the last change is never dropped, a trailing flush sends it."""
+        if if_since_last:
+            wait = self._last_sync + if_since_last - time.monotonic()
+            if wait > 0:
+                if self._trailing is None:
+                    loop = asyncio.get_running_loop()
+                    self._trailing = loop.call_later(wait, self._trailing_flush)
+                if toast:
+                    await self.toast(toast, type=type)
+                return
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None
+        self.flush()
+        if toast:
+            await self.toast(toast, type=type)
+        await asyncio.sleep(0)  # let the writers of the sessions run
+
+    __call__ = sync
+
+    def _trailing_flush(self) -> None:
+        self._trailing = None
+        self.flush()
+
+    # ------------------------------------------------------------------ #
+    # subscribers and other events
+
+    def attach(self, session: Any) -> None:
+        """Subscribe a session; a shared object has several."""
+        if any(s is session for s in self.sessions):
+            return
+        self.sessions.append(session)
+        session.register(self)
+
+    def detach(self, session: Any) -> None:
+        self.sessions = [s for s in self.sessions if s is not session]
+        with contextlib.suppress(Exception):
+            session.unregister(self)
+
+    def close(self) -> None:
+        """Stop syncing at once: leave every session and drop the tracking root."""
+        for s in list(self.sessions):
+            self.detach(s)
+        if self._trailing is not None:
+            self._trailing.cancel()
+            self._trailing = None
+        if self.node.sync is self:
+            self.node.sync = None
+        detach(self.node, self.root, "", False)
+
+    def _broadcast(self, event: str, data: Any) -> None:
+        targets = [s for s in self.sessions if s.is_connected]
+        if targets:
+            frame = wire.encode(event, data)
+            for s in targets:
+                s.send_frame(frame)
+
+    async def toast(
+        self, *messages: Any, type: ToastType = "default", logger: logging.Logger | None = None
+    ) -> str:
+        """Show a notification; returns the text so it can be returned or logged."""
+        text = " ".join(str(m) for m in messages)
+        log = logger or self.logger
+        level = {"warning": logging.WARNING, "error": logging.ERROR}.get(type, logging.DEBUG)
+        log.log(level, text)
+        self._broadcast(wire.TOAST, {"type": type, "message": text})
+        return text
+
+    async def download(self, filename: str, data: bytes) -> None:
+        self._broadcast(wire.DOWNLOAD, {"filename": filename, "data": base64.b64encode(data).decode()})
+
+    async def send_action(self, action: dict[str, Any]) -> None:
+        """Ask the client to run its handler for ``action["type"]``."""
+        self._broadcast(wire.action_event(self.key), action)
+
+    async def send_binary(self, metadata: dict[str, Any], data: bytes) -> None:
+        meta = wire.encode(wire.BIN_META, {"type": wire.action_event(self.key), "metadata": metadata})
+        for s in self.sessions:
+            if s.is_connected:
+                s.send_frames([meta, data])
+
+    # ------------------------------------------------------------------ #
+    # writes from a client (see `validation`)
+
+    def handle_client_set(self, data: Any, sender: Any = None) -> None:
+        from .validation import apply_set
+
+        self._client_write(apply_set, data, sender)
+
+    def handle_client_patch(self, ops: Any, sender: Any = None) -> None:
+        from .validation import apply_patch
+
+        self._client_write(apply_patch, ops, sender)
+
+    def _client_write(self, apply: Any, data: Any, sender: Any) -> None:
+        """All or nothing; the change goes to the other subscribers, and back to
+        the sender only where validation changed what it sent."""
+        self.flush()
+        echo_free = apply(self, data)  # raises ClientWriteError, changing nothing
+        ops = self.collect()
+        if not ops:
+            return
+        others = [s for s in self.sessions if s is not sender and s.is_connected]
+        if others:
+            frame = wire.encode(wire.patch_event(self.key), ops)
+            for s in others:
+                s.send_frame(frame)
+        if sender is not None and sender.is_connected:
+            back = [op for op in ops if not _is_echo(op, echo_free)]
+            if back:
+                sender.send_frame(wire.encode(wire.patch_event(self.key), back))
+
+    def __repr__(self) -> str:
+        return f"<Sync {self.key!r} {sorted(self.attributes.values())}>"
+
+
+def _is_echo(op: dict[str, Any], echo_free: dict[str, Any]) -> bool:
+    """An op the client already applied itself, with the value it sent."""
+    path = op["path"]
+    if path not in echo_free:
+        return False
+    if op["op"] == "remove":
+        return echo_free[path] is MISSING
+    return dump(op.get("value")) == echo_free[path]
+
+
+def _escape(name: str) -> str:
+    return name.replace("~", "~0").replace("/", "~1")
+
+
+def _plain(obj: Any) -> bool:
+    """A plain class instance (neither pydantic nor a dataclass)."""
+    import dataclasses
+
+    return not isinstance(obj, BaseModel) and not dataclasses.is_dataclass(obj)
+
+
+def _apply_alias_generator(generator: Any, name: str) -> str | None:
+    ser = getattr(generator, "serialization_alias", None) or getattr(generator, "alias", None)
+    if ser is not None:
+        return ser(name)
+    if callable(generator):
+        return generator(name)
+    return None
+
+
+def _is_computed(cls: type, attr: str) -> bool:
+    """Values with no storage of their own: properties and computed fields."""
+    if issubclass(cls, BaseModel) and attr in cls.model_computed_fields:
+        return True
+    current = descriptors._lookup(cls, attr)
+    return isinstance(current, property | functools.cached_property) and not isinstance(
+        current, descriptors.SyncAccessor
+    )
+
+
+_SKIP_BASES = (object, BaseModel)
+
+
+def select_attributes(
+    obj: Any, sync_all: bool, include: Include, exclude: Any
+) -> dict[str, str | EllipsisType]:
+    """Attribute -> rename (or ...). Private names only when named explicitly."""
+    exclude = set(exclude or ())
+    if isinstance(include, list | tuple):
+        include = dict.fromkeys(include, ...)
+    include = dict(include or {})
+    if include.keys() & exclude:
+        raise ValueError(f"attributes both included and excluded: {include.keys() & exclude}")
+    chosen: dict[str, str | EllipsisType] = {}
+    if sync_all:
+        for name in _candidates(obj):
+            if name not in exclude and not name.startswith("_"):
+                chosen[name] = ...
+    chosen.update(include)
+    missing = [n for n in chosen if not _has(obj, n)]
+    if missing:
+        raise AttributeError(f"{type(obj).__name__} has no attribute(s) {missing} to sync")
+    return chosen
+
+
+def _has(obj: Any, name: str) -> bool:
+    if name in obj.__dict__:
+        return True
+    return descriptors._lookup(type(obj), name) is not MISSING
+
+
+def _candidates(obj: Any) -> list[str]:
+    cls = type(obj)
+    names: list[str] = []
+    if isinstance(obj, BaseModel):
+        names += [n for n, f in cls.model_fields.items() if not f.exclude]
+        names += list(cls.model_computed_fields)
+    else:
+        names += [
+            n
+            for n, v in obj.__dict__.items()
+            if n != NODE and not callable(v) and not isinstance(v, Sync)
+        ]
+    for klass in cls.__mro__:
+        if klass in _SKIP_BASES or klass.__module__.startswith("pydantic"):
+            continue
+        for n, v in klass.__dict__.items():
+            if isinstance(v, property | functools.cached_property) and not isinstance(
+                v, descriptors.SyncAccessor
+            ):
+                if n not in names:
+                    names.append(n)
+    return names
+
