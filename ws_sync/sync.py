@@ -257,7 +257,9 @@ class Sync:
             current = list(self.running_tasks)
             if self._last.get(self.task_exposure) != current:
                 self._last[self.task_exposure] = current
-                ops.append({"op": "add", "path": "/" + _escape(self.task_exposure), "value": current})
+                ops.append(
+                    {"op": "add", "path": "/" + _escape(self.task_exposure), "value": current}
+                )
         return ops
 
     def flush(self, exclude: Any = None) -> list[dict[str, Any]]:
@@ -355,14 +357,18 @@ class Sync:
         return text
 
     async def download(self, filename: str, data: bytes) -> None:
-        self._broadcast(wire.DOWNLOAD, {"filename": filename, "data": base64.b64encode(data).decode()})
+        self._broadcast(
+            wire.DOWNLOAD, {"filename": filename, "data": base64.b64encode(data).decode()}
+        )
 
     async def send_action(self, action: dict[str, Any]) -> None:
         """Ask the client to run its handler for ``action["type"]``."""
         self._broadcast(wire.action_event(self.key), action)
 
     async def send_binary(self, metadata: dict[str, Any], data: bytes) -> None:
-        meta = wire.encode(wire.BIN_META, {"type": wire.action_event(self.key), "metadata": metadata})
+        meta = wire.encode(
+            wire.BIN_META, {"type": wire.action_event(self.key), "metadata": metadata}
+        )
         for s in self.sessions:
             if s.is_connected:
                 s.send_frames([meta, data])
@@ -491,8 +497,6 @@ def _candidates(obj: Any) -> list[str]:
         for n, v in klass.__dict__.items():
             if isinstance(v, property | functools.cached_property) and not isinstance(
                 v, descriptors.SyncAccessor
-            ):
-                if n not in names:
-                    names.append(n)
+            ) and n not in names:
+                names.append(n)
     return names
-

@@ -99,8 +99,8 @@ def _has_sync(obj: Any) -> bool:
 class SyncedObject(metaclass=SyncedMeta):
     """Plain (non-pydantic) synced base class:
 
-        class Team(SyncedObject, key="TEAM"):
-            members: list[str] = []
+    class Team(SyncedObject, key="TEAM"):
+        members: list[str] = []
     """
 
 

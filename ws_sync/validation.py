@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import itertools
 import typing
 from typing import Annotated, Any, Union, get_args, get_origin
 
@@ -238,7 +239,9 @@ def apply_patch(sync: Sync, ops: Any) -> dict[str, Any]:
 
 def _parse(ops: Any) -> list[tuple[str, list[str], dict[str, Any]]]:
     if not isinstance(ops, list):
-        raise ClientWriteError("_PATCH data must be an array of operations", [{"msg": "not a list"}])
+        raise ClientWriteError(
+            "_PATCH data must be an array of operations", [{"msg": "not a list"}]
+        )
     errors = []
     parsed = []
     for i, op in enumerate(ops):
@@ -284,14 +287,16 @@ def _independent(parsed: list[tuple[str, list[str], dict[str, Any]]]) -> bool:
     if len(set(paths)) != len(paths):
         return False
     ordered = sorted(paths)
-    for a, b in zip(ordered, ordered[1:], strict=False):
+    for a, b in itertools.pairwise(ordered):
         if b[: len(a)] == a:
             return False
     parents = [p[:-1] for (kind, _, _), p in zip(parsed, paths, strict=True) if kind != "replace"]
     return len(set(parents)) == len(parents)
 
 
-def _apply_in_place(sync: Sync, parsed: list[tuple[str, list[str], dict[str, Any]]]) -> dict[str, Any]:
+def _apply_in_place(
+    sync: Sync, parsed: list[tuple[str, list[str], dict[str, Any]]]
+) -> dict[str, Any]:
     obj = sync.obj
     errors: list[dict[str, Any]] = []
     plan = []
@@ -403,7 +408,9 @@ def _field_type(container: Any, attr: str) -> Any:
     return child_type(type(container), model_keymap(type(container)).get(attr, attr))
 
 
-def _plan_list(lst: list[Any], tp: Any, kind: str, token: str, op: dict[str, Any], path: str) -> Any:
+def _plan_list(
+    lst: list[Any], tp: Any, kind: str, token: str, op: dict[str, Any], path: str
+) -> Any:
     n = len(lst)
     if kind == "add":
         if token == "-":
@@ -430,7 +437,9 @@ def _plan_list(lst: list[Any], tp: Any, kind: str, token: str, op: dict[str, Any
     return replace
 
 
-def _plan_dict(d: dict[Any, Any], tp: Any, kind: str, token: str, op: dict[str, Any], path: str) -> Any:
+def _plan_dict(
+    d: dict[Any, Any], tp: Any, kind: str, token: str, op: dict[str, Any], path: str
+) -> Any:
     key = _key(d, tp, token)
     target = pointer.join(path, token)
     if kind in ("remove", "replace") and key not in d:
