@@ -215,11 +215,11 @@ describe("diff", () => {
     assert.deepEqual(diff({ a: 1, b: undefined }, { a: 1 }), []);
   });
 
-  it("inserting or removing one array element is one op", () => {
+  it("inserting, appending or removing one array element is one op", () => {
     const list = Array.from({ length: 50 }, (_, i) => ({ id: i }));
     assert.deepEqual(roundTrip(list, [{ id: -1 }, ...list]), [{ op: "add", path: "/0", value: { id: -1 } }]);
     assert.deepEqual(roundTrip(list, list.filter((x) => x.id !== 20)), [{ op: "remove", path: "/20" }]);
-    assert.deepEqual(roundTrip(list, [...list, { id: 50 }]), [{ op: "add", path: "/50", value: { id: 50 } }]);
+    assert.deepEqual(roundTrip(list, [...list, { id: 50 }]), [{ op: "add", path: "/-", value: { id: 50 } }]);
     const changed = list.map((x) => (x.id === 7 ? { id: 7, v: true } : x));
     assert.deepEqual(roundTrip(list, changed), [{ op: "add", path: "/7/v", value: true }]);
   });

@@ -265,7 +265,8 @@ function remove(root, path, owned) {
  *
  * Unchanged subtrees are skipped by reference first (immutable updates keep
  * them), then by value. Arrays strip the common head and tail, so inserting
- * or deleting one element costs one operation, not a rewrite of the tail.
+ * or deleting one element costs one operation, not a rewrite of the tail;
+ * appending uses the index "-".
  * Object members holding `undefined` count as absent, as in JSON.
  *
  * @param {any} before
@@ -316,7 +317,12 @@ function diffArrays(a, b, path, ops) {
   const paired = Math.min(endA, endB) - start;
   for (let i = start; i < start + paired; i++) diffInto(a[i], b[i], [...path, i], ops);
   for (let i = endA - 1; i >= start + paired; i--) ops.push({ op: "remove", path: formatPointer([...path, i]) });
-  for (let i = start + paired; i < endB; i++) ops.push({ op: "add", path: formatPointer([...path, i]), value: b[i] });
+  // Appends say "-": replayed on a list that has grown meanwhile (offline
+  // edits), they still append instead of landing mid-list.
+  const appending = endA === a.length;
+  for (let i = start + paired; i < endB; i++) {
+    ops.push({ op: "add", path: formatPointer([...path, appending ? "-" : i]), value: b[i] });
+  }
 }
 
 // ---------------------------------------------------------------------------
