@@ -1,0 +1,278 @@
+/**
+ * Type declarations for ws-sync.js, the ws-sync browser client.
+ * Wire protocol: PROTOCOL.md. Every outbound text frame is `{"type", "data"}` JSON.
+ */
+
+/** A JSON value as it travels on the wire. */
+export type JSONValue = null | boolean | number | string | JSONValue[] | { [key: string]: JSONValue };
+
+/** A JSON Pointer string (`"/notes/0/title"`, `""` for the root) or its unescaped segments (`["notes", 0, "title"]`). */
+export type Pointer = string | Array<string | number>;
+
+/** One RFC 6902 operation. */
+export type PatchOperation =
+  | { op: "add" | "replace" | "test"; path: string; value: unknown }
+  | { op: "remove"; path: string }
+  | { op: "move" | "copy"; from: string; path: string };
+
+// ---------------------------------------------------------------------------
+// JSON Patch / Pointer
+// ---------------------------------------------------------------------------
+
+/** An invalid patch or pointer, or one that does not apply. */
+export class PatchError extends Error {
+  name: "PatchError";
+  /** The operation that failed, if any. */
+  op?: PatchOperation;
+}
+
+/**
+ * Apply an RFC 6902 patch immutably: `doc` is never changed; only containers
+ * along modified paths are copied (untouched subtrees keep their identity).
+ * All or nothing: throws PatchError on any failure. Object keys `__proto__`,
+ * `constructor` and `prototype` are refused in paths.
+ */
+export function applyPatch<T>(doc: T, ops: PatchOperation[]): T;
+
+/** A small RFC 6902 patch turning `before` into `after` (appends use index "-"). */
+export function diff(before: unknown, after: unknown): PatchOperation[];
+
+/** Unescaped segments of a pointer (`~1` → `/`, `~0` → `~`). */
+export function parsePointer(pointer: Pointer): string[];
+/** A pointer from raw segments, escaping `~` and `/`. */
+export function formatPointer(segments: Array<string | number>): string;
+/** The value at `pointer`; throws PatchError if absent. */
+export function getAt(doc: unknown, pointer: Pointer): unknown;
+/** Whether `pointer` names an existing value. */
+export function hasAt(doc: unknown, pointer: Pointer): boolean;
+/** JSON equality (key order ignored; `undefined` members count as absent). */
+export function deepEqual(a: unknown, b: unknown): boolean;
+
+// ---------------------------------------------------------------------------
+// Helpers and errors
+// ---------------------------------------------------------------------------
+
+/** An action or task start the server refused (`ok: false` result or `_ERROR`). */
+export class ActionError extends Error {
+  name: "ActionError";
+  /** The `error` object of `_ACTION_RESULT`, or the whole `_ERROR` data. */
+  details: Record<string, unknown>;
+}
+
+/** Not connected when sending, or the connection closed before the answer. */
+export class ConnectionError extends Error {
+  name: "ConnectionError";
+}
+
+/** camelCase JS name → SCREAMING_SNAKE action type: `addNote` → `ADD_NOTE`, `loadURL` → `LOAD_URL`. */
+export function toActionType(name: string): string;
+
+/** Decode base64 (the `data` of `_DOWNLOAD`) to bytes. */
+export function decodeBase64(b64: string): Uint8Array;
+
+// ---------------------------------------------------------------------------
+// Session
+// ---------------------------------------------------------------------------
+
+export type ConnectionState = "connecting" | "open" | "closed" | "disconnected";
+
+export type ToastType = "default" | "message" | "info" | "success" | "warning" | "error";
+
+export interface Toast {
+  type: ToastType;
+  message: string;
+}
+
+export interface Download {
+  filename: string;
+  /** File contents, base64 (see decodeBase64). */
+  data: string;
+}
+
+/** `_ERROR` data, or a local connection error (`event: "connect"`). */
+export interface ServerError {
+  /** The offending client event type, e.g. `"_ACTION:NOTES"`. */
+  event?: string;
+  message: string;
+  errors?: unknown[];
+  /** The action's `$id`, when the server echoes it. */
+  id?: unknown;
+  [key: string]: unknown;
+}
+
+export interface DroppedEdit {
+  key: string;
+  ops: PatchOperation[];
+  /** "offline": made while offline with `offlineEdits: "drop"`; "conflict": no longer applies to the server's new state. */
+  reason: "offline" | "conflict";
+  error?: PatchError;
+}
+
+/** Minimal WebSocket shape the session needs (so tests can inject a fake). */
+export interface WebSocketLike {
+  readyState: number;
+  binaryType: string;
+  send(data: string | ArrayBufferLike | ArrayBufferView | Blob): void;
+  close(): void;
+  onopen: ((ev: unknown) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onclose: ((ev: unknown) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+}
+
+export interface StorageLike {
+  getItem(key: string): string | null;
+  setItem(key: string, value: string): void;
+}
+
+export interface SessionOptions {
+  /** WebSocket constructor; default `globalThis.WebSocket`. */
+  WebSocket?: new (url: string) => WebSocketLike;
+  /** Timer and randomness, injectable for tests. Defaults: global setTimeout/clearTimeout, Math.random. */
+  setTimeout?: (fn: () => void, ms: number) => unknown;
+  clearTimeout?: (handle: any) => void;
+  random?: () => number;
+
+  /** Reconnect after a lost connection (not after close() or `_DISCONNECT`). Default true. */
+  reconnect?: boolean;
+  /** Backoff: retry n waits `min(maxDelay, initialDelay * factor**n) * (1 - jitter * random())` ms. Defaults 500, 30000, 2, 0.5. */
+  initialDelay?: number;
+  maxDelay?: number;
+  factor?: number;
+  jitter?: number;
+
+  /**
+   * Local edits made while offline: "queue" (default) applies them at once and
+   * replays them after the next `_SET` of their key; "drop" rejects them via
+   * onEditsDropped. Overridable per store.
+   */
+  offlineEdits?: "queue" | "drop";
+  /**
+   * Send `_GET:<key>` for every store whenever a connection opens. Off by
+   * default: the server pushes `_SET` on connect (send-on-init). Stores
+   * created while already connected always send `_GET`.
+   */
+  getOnConnect?: boolean;
+
+  /** Ids for the `_USER_SESSION` handshake; generated and stored when absent. */
+  userId?: string;
+  sessionId?: string;
+  /** Where generated ids are kept; default globalThis.localStorage / sessionStorage; null = keep in memory only. */
+  localStorage?: StorageLike | null;
+  sessionStorage?: StorageLike | null;
+  /** Storage key prefix: `<storageKey>:user`, `<storageKey>:session`. Default "ws-sync". */
+  storageKey?: string;
+
+  onStateChange?: (state: ConnectionState) => void;
+  /** `_ERROR` from the server (default: console.warn). Affected action/task promises reject too. */
+  onError?: (error: ServerError) => void;
+  /** `_DISCONNECT` message (default: console.warn). The session then stays "disconnected". */
+  onDisconnect?: (message: string) => void;
+  /** `_TOAST` (default: console by severity). */
+  onToast?: (toast: Toast) => void;
+  /** `_DOWNLOAD` (default: save via a temporary link when `document` exists, else nothing). */
+  onDownload?: (file: Download) => void;
+  /** A local edit that could not be sent (default: console.warn). */
+  onEditsDropped?: (dropped: DroppedEdit) => void;
+}
+
+export interface StoreOptions {
+  offlineEdits?: "queue" | "drop";
+}
+
+/** Inbound binary event payload: the `_BIN_META` metadata plus the bytes. */
+export type BinaryEvent<M = Record<string, unknown>> = M & { data: ArrayBuffer };
+
+export class Session {
+  constructor(url: string, options?: SessionOptions);
+  readonly url: string;
+  readonly options: Required<Omit<SessionOptions, "WebSocket" | "setTimeout" | "clearTimeout" | "random">> & SessionOptions;
+  readonly state: ConnectionState;
+  readonly isOpen: boolean;
+
+  /** Open the connection (idempotent). */
+  connect(): this;
+  /** Close and stop reconnecting; in-flight actions and task `done` promises reject with ConnectionError. */
+  close(): void;
+
+  /** Listen to any event type (`"_TOAST"`, `"_SET:NOTES"`, a binary event named in `_BIN_META`…). Returns an unsubscribe function. */
+  on(type: string, handler: (data: any) => void): () => void;
+  off(type: string, handler: (data: any) => void): void;
+  /** Listen to connection state changes. Returns an unsubscribe function. */
+  subscribeState(listener: (state: ConnectionState) => void): () => void;
+
+  /** Send `{type, data}`; false (nothing sent) when not connected. */
+  send(type: string, data?: unknown): boolean;
+  /** Send `_BIN_META {type, metadata}` then `bytes` as one binary frame; false when not connected. */
+  sendBinary(type: string, metadata: Record<string, unknown>, bytes: ArrayBufferLike | ArrayBufferView | Blob): boolean;
+
+  /** The store for `key`, created on first call; later calls return it and ignore the other arguments. */
+  store<S = any>(key: string, initialState?: S, options?: StoreOptions): SyncedStore<S>;
+
+  /** The ids sent in `_USER_SESSION`. */
+  userSession(): { user: string; session: string };
+}
+
+// ---------------------------------------------------------------------------
+// SyncedStore
+// ---------------------------------------------------------------------------
+
+export interface TaskDone<R = unknown> {
+  type: string;
+  status: "completed" | "cancelled" | "failed";
+  result?: R;
+  error?: string;
+}
+
+export interface TaskHandle<R = unknown> {
+  /** Resolves with the `_TASK_DONE` data (any status); rejects with ActionError (start refused) or ConnectionError. */
+  done: Promise<TaskDone<R>>;
+  /** Send `_TASK_CANCEL`. */
+  cancel(): boolean;
+}
+
+/**
+ * The local copy of one synced object. Local edits are optimistic; edits made
+ * offline or before the connection's first `_SET` are replayed on that `_SET`.
+ * Keys named `__proto__`, `constructor` or `prototype` cannot be patched.
+ */
+export class SyncedStore<S = any> {
+  readonly session: Session;
+  readonly key: string;
+  /** A `_SET` arrived on the current connection. */
+  readonly synced: boolean;
+  /** Local edits not sent yet. */
+  readonly pendingEdits: number;
+
+  /** Current state (bound; fine for useSyncExternalStore). */
+  getState: () => S;
+  /** Called after each state change (bound). Returns an unsubscribe function. */
+  subscribe: (listener: () => void) => () => void;
+
+  /** Send `_GET`; incoming patches are ignored until the `_SET` answer. */
+  fetch(): void;
+
+  /** Set a value: `replace` if the path exists, else `add` (`/list/-` appends). False if dropped (offline, "drop"). Throws PatchError if the parent is missing. */
+  set(path: Pointer, value: unknown): boolean;
+  /** Replace the state with `fn(state)` (must return a new object, not mutate); the difference is sent as `_PATCH`. */
+  update(fn: (state: S) => S): boolean;
+  /** Apply and send raw RFC 6902 operations. */
+  patch(ops: PatchOperation[]): boolean;
+
+  /** `_ACTION` with `$id`; resolves with `_ACTION_RESULT.result`. Rejects with ActionError or ConnectionError. */
+  action<R = unknown>(type: string, params?: Record<string, unknown>): Promise<R>;
+  /** `_ACTION` without `$id` (servers without the extension). False when not connected. */
+  sendAction(type: string, params?: Record<string, unknown>): boolean;
+  /** `_BIN_META {type: "_ACTION:<key>", metadata: {type, ...params}}` + bytes. */
+  sendBinaryAction(type: string, params: Record<string, unknown>, bytes: ArrayBufferLike | ArrayBufferView | Blob): boolean;
+
+  /** `_TASK_START`. An `_ERROR` for `_TASK_START` rejects the most recent pending start. */
+  startTask<R = unknown>(type: string, params?: Record<string, unknown>): TaskHandle<R>;
+  /** `_TASK_CANCEL`. False when not connected. */
+  cancelTask(type: string): boolean;
+  onTaskProgress<V = unknown>(type: string, cb: (value: V, data: { type: string; value: V }) => void): () => void;
+  onTaskDone<R = unknown>(type: string, cb: (data: TaskDone<R>) => void): () => void;
+
+  /** Handle the server's `_ACTION` of `type`; `params` is its data without `type`. One handler per type. */
+  onAction(type: string, handler: (params: Record<string, unknown>) => void): () => void;
+}
