@@ -19,14 +19,18 @@ def test_js_client_node_suite():
         assert (ROOT / "node_modules" / package).is_dir(), (
             f"node_modules/{package} is missing; run `npm ci` at the repo root"
         )
+    # Explicit files, not `node --test tests/js/`: a directory argument is
+    # searched only by Node 20; Node 21+ take it for a module and fail.
+    files = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests" / "js").rglob("*.test.js"))
+    assert files, "no tests/js/**/*.test.js files found"
     proc = subprocess.run(
-        [node, "--test", "tests/js/"],
+        [node, "--test", *files],
         cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert proc.returncode == 0, (
-        f"`node --test tests/js/` exited with {proc.returncode}\n"
+        f"`node --test {' '.join(files)}` exited with {proc.returncode}\n"
         f"--- stdout ---\n{proc.stdout}\n--- stderr ---\n{proc.stderr}"
     )
