@@ -1,6 +1,7 @@
 /**
  * React binding for the ws-sync client. React is a peer: this module imports
- * it and bundles nothing.
+ * "react" and bundles nothing. With a bundler that just works; in a browser
+ * without one, map "react" (and "react-dom") in an import map.
  *
  *   <SessionProvider session={session}><Notes /></SessionProvider>
  *
