@@ -423,3 +423,32 @@ describe("tasks", () => {
     assert.deepEqual(got, [1]);
   });
 });
+
+describe("helpers", () => {
+  it("toActionType maps camelCase names to SCREAMING_SNAKE action types", async () => {
+    const { toActionType } = await import("../../ws_sync/static/ws-sync.js");
+    const cases = { rename: "RENAME", addNote: "ADD_NOTE", loadURL: "LOAD_URL", parseHTMLPage: "PARSE_HTML_PAGE", addNote2: "ADD_NOTE2" };
+    for (const [name, type] of Object.entries(cases)) assert.equal(toActionType(name), type, name);
+  });
+
+  it("decodeBase64 decodes _DOWNLOAD data to bytes", async () => {
+    const { decodeBase64 } = await import("../../ws_sync/static/ws-sync.js");
+    assert.deepEqual([...decodeBase64("AAH/")], [0, 1, 255]);
+  });
+
+  it("a throwing onAction handler does not break later frames", () => {
+    const t = synced();
+    t.store.onAction("BOOM", () => {
+      throw new Error("app bug");
+    });
+    const error = console.error;
+    console.error = () => {};
+    try {
+      t.ws.receive("_ACTION:NOTES", { type: "BOOM" });
+    } finally {
+      console.error = error;
+    }
+    t.ws.receive("_PATCH:NOTES", [{ op: "replace", path: "/title", value: "still alive" }]);
+    assert.equal(t.store.getState().title, "still alive");
+  });
+});
