@@ -1,0 +1,1 @@
+"""ws-sync benchmark suite: `python -m benchmarks`."""
