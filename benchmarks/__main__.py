@@ -50,8 +50,10 @@ def main(argv: list[str] | None = None) -> int:
             chosen.append(name)
     out = args.out
     if out is None:
-        out = Path(tempfile.mkdtemp(prefix="ws-sync-bench-")) if args.quick else (
-            BENCH_DIR / "results"
+        out = (
+            Path(tempfile.mkdtemp(prefix="ws-sync-bench-"))
+            if args.quick
+            else (BENCH_DIR / "results")
         )
     out.mkdir(parents=True, exist_ok=True)
     cfg = Config(quick=args.quick, out_dir=out, upstream=not (args.quick or args.no_upstream))

@@ -1,3 +1,4 @@
+# ruff: noqa: RUF003  (× and – in report text are intended)
 """Writing results: one markdown file per section, a summary with the targets,
 the raw numbers as JSON, and a table on stdout."""
 
@@ -96,8 +97,10 @@ def write_summary(cfg: Config, results: list[SectionResult], order: list[str]) -
         "",
         "## Sections",
         "",
-        *[f"- [{title}]({_file_of(title, data)}) — run {when}, {secs} s" for when, title, secs
-          in runs],
+        *[
+            f"- [{title}]({_file_of(title, data)}) — run {when}, {secs} s"
+            for when, title, secs in runs
+        ],
         "",
     ]
     text = "\n".join(lines)

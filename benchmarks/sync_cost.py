@@ -1,3 +1,4 @@
+# ruff: noqa: RUF001, RUF003  (× and – in report text are intended)
 """Section 1: one-field change + sync, against the size of the state."""
 
 from __future__ import annotations
@@ -292,8 +293,13 @@ def _report(
         )
     else:
         targets.append(
-            Target("sync at 100k items vs upstream 0.6.9", "≥10,000× faster", "–", None,
-                   "not measured in this run (quick mode or --only without upstream)")
+            Target(
+                "sync at 100k items vs upstream 0.6.9",
+                "≥10,000× faster",
+                "–",
+                None,
+                "not measured in this run (quick mode or --only without upstream)",
+            )
         )
     lo, hi = sizes[0], sizes[-1]
     flat_p = rows[hi]["stats"][OURS_PLAIN].median / rows[lo]["stats"][OURS_PLAIN].median
@@ -353,11 +359,11 @@ def _report(
         "",
         "A list of `n` items `{id, name, value, done}`; each step changes one field of one "
         "item (a different item every step) and syncs. Times are per step (change + sync), "
-        f"median and p25–p75 over repeats. Our subjects, the floors and `await sync()` are "
+        "median and p25–p75 over repeats. Our subjects, the floors and `await sync()` are "
         "sampled round-robin in the same process so noise hits them alike; each sample "
         "averages enough back-to-back steps to last ≥5 ms.",
         "",
-        "- **ours, flush()**: `items[k][\"value\"] += 1` (or `items[k].value += 1` on pydantic "
+        '- **ours, flush()**: `items[k]["value"] += 1` (or `items[k].value += 1` on pydantic '
         "models) then `obj.sync.flush()` with one fake connected subscriber: collect the "
         "change log, encode the frame once (`wire.encode`), hand it to `send_frame`.",
         "- **ours, await sync()**: the same through `await obj.sync()`, which adds one trip "
@@ -387,8 +393,7 @@ def _report(
         f"Our frame at n={fmt_count(sizes[-1])}: `{example['frame']}`  ",
         f"pydantic: `{example['model_frame']}`",
         "",
-        f"Build time of our two states at n={fmt_count(sizes[-1])}: "
-        f"{example['build_ours']:.1f} s.",
+        f"Build time of our two states at n={fmt_count(sizes[-1])}: {example['build_ours']:.1f} s.",
         "",
     ]
     if notes:
@@ -406,9 +411,7 @@ def _report(
         }
         for n in sizes
     }
-    return SectionResult(
-        KEY, TITLE, "\n".join(md), targets, [plot], data, headline
-    )
+    return SectionResult(KEY, TITLE, "\n".join(md), targets, [plot], data, headline)
 
 
 def _plot(cfg: Config, sizes: list[int], rows: dict[int, dict[str, Any]]) -> Any:

@@ -4,6 +4,7 @@ import name is the same as ours)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -32,10 +33,8 @@ def ensure_installed(log: Any = print) -> None:
         return
     pins = [f"ws-sync=={UPSTREAM_VERSION}"]
     for dep in ("jsonpatch", "jsonpointer"):
-        try:
+        with contextlib.suppress(Exception):
             pins.append(f"{dep}=={version(dep)}")
-        except Exception:
-            pass
     log(f"installing upstream {' '.join(pins)} into {UPSTREAM_DIR}")
     UPSTREAM_DIR.mkdir(parents=True, exist_ok=True)
     subprocess.run(

@@ -96,7 +96,9 @@ def sync_cost(args: dict[str, Any]) -> dict[str, Any]:
         k = [0]
         stride = 7919 % n or 1
 
-        async def step(state: Any = state, n: int = n, stride: int = stride) -> None:
+        async def step(
+            state: Any = state, n: int = n, stride: int = stride, k: list[int] = k
+        ) -> None:
             state.items[k[0]]["value"] += 1
             k[0] = (k[0] + stride) % n
             await state.sync()
