@@ -14,6 +14,7 @@ from typing import Any
 
 from . import pointer
 from .changelog import MISSING, RESET, fresh_positions
+from .serialize import dumps
 from .tracking import ObjNode, TrackedDict, TrackedList, value_of
 
 Op = dict[str, Any]
@@ -83,14 +84,12 @@ def _emit_list(lst: TrackedList, prefixes: list[str], ops: list[Op], root: RootN
         return
     fresh: set[int] = set()
     if log:
-        for op in log:
-            kind, i = op[0], op[1]
-            for p in prefixes:
-                path = f"{p}/{i}"
-                if kind == "remove":
-                    ops.append({"op": "remove", "path": path})
-                else:
-                    ops.append({"op": kind, "path": path, "value": op[2]})
+        own = [_list_op("", op) for op in log]
+        if _whole_is_smaller(lst, own):
+            _replace_whole(lst, prefixes, ops, None)
+            return
+        for p in prefixes:
+            ops.extend(_list_op(p, op) for op in log)
         fresh = fresh_positions(log)
     dirty = lst._ws_dirty
     if not dirty:
@@ -101,6 +100,25 @@ def _emit_list(lst: TrackedList, prefixes: list[str], ops: list[Op], root: RootN
             positions = [i for i in positions if i not in fresh]
         if positions:
             emit(child, [f"{p}/{i}" for p in prefixes for i in positions], ops, root)
+
+
+def _list_op(prefix: str, op: tuple[Any, ...]) -> Op:
+    if op[0] == "remove":
+        return {"op": "remove", "path": f"{prefix}/{op[1]}"}
+    return {"op": op[0], "path": f"{prefix}/{op[1]}", "value": op[2]}
+
+
+def _whole_is_smaller(container: Any, own: list[Op]) -> bool:
+    """Whether one replace is smaller than these ops. A single op stays as it is
+    (it is exact, and it is what a reader of the patch expects); several are
+    measured only when they are a fair share of the container, so the cost
+    stays with the change."""
+    if len(own) < 2 or len(own) * _MEASURE_RATIO < len(container):
+        return False
+    return len(dumps(container)) < len(dumps(own))
+
+
+_MEASURE_RATIO = 16
 
 
 def list_positions(lst: list[Any], child: Any) -> list[int]:
@@ -125,8 +143,20 @@ def _emit_dict(d: TrackedDict, prefixes: list[str], ops: list[Op], root: RootNod
     if log is RESET or (log and len(log) > max(len(d), 1)):
         _replace_whole(d, prefixes, ops, None)
         return
-    fresh = _emit_keys(log, dict.get, d, lambda k: k, prefixes, ops) if log else set()
-    _emit_keyed_children(d, fresh, lambda k: k, prefixes, ops, root)
+    fresh: set[Any] = set()
+    if log:
+        own: list[Op] = []
+        fresh = _emit_keys(log, dict.get, d, _same, [""], own)
+        if _whole_is_smaller(d, own):
+            _replace_whole(d, prefixes, ops, None)
+            return
+        for p in prefixes:
+            ops.extend({**op, "path": p + op["path"]} for op in own)
+    _emit_keyed_children(d, fresh, _same, prefixes, ops, root)
+
+
+def _same(key: Any) -> Any:
+    return key
 
 
 def _emit_obj(

@@ -1,0 +1,20 @@
+import pytest
+
+from ws_sync import pointer
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [("a", "a"), ("a/b", "a~1b"), ("m~n", "m~0n"), ("~/", "~0~1"), ("", ""), (3, "3")],
+)
+def test_escape_round_trip(raw: object, escaped: str) -> None:
+    assert pointer.escape(raw) == escaped
+    assert pointer.unescape(escaped) == str(raw)
+
+
+def test_split_and_join() -> None:
+    assert pointer.split("") == []
+    assert pointer.split("/a~1b/0/~0") == ["a/b", "0", "~"]
+    assert pointer.join("/x", "a/b") == "/x/a~1b"
+    with pytest.raises(ValueError, match="must start"):
+        pointer.split("a/b")
