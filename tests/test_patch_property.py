@@ -74,7 +74,7 @@ def _make(kind: str) -> Any:
 def _containers(value: Any, out: dict[int, Any]) -> None:
     if id(value) in out:
         return
-    if isinstance(value, list | dict) or isinstance(value, BaseModel | Point):
+    if isinstance(value, list | dict | BaseModel | Point):
         out[id(value)] = value
     if isinstance(value, list):
         for v in list(value):
