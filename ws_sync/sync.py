@@ -102,6 +102,7 @@ class Sync:
         self._obj = weakref.ref(obj)
         self.sessions: list[Any] = []
         self.running_tasks: list[str] = []
+        self.closed = False
         self._last_sync = 0.0
         self._trailing: asyncio.TimerHandle | None = None
         self._options = dict(
@@ -136,6 +137,7 @@ class Sync:
         patch.consume(self.node, self.root)
         self.root._ws_dirty = None
 
+        self._prime()
         if session is None:
             session = session_context.get(None)
         if session is not None:
@@ -166,7 +168,7 @@ class Sync:
     def _track(self, obj: Any) -> ObjNode:
         old = obj.__dict__.get(NODE)
         if old is not None and old.owner_id == id(obj) and old.sync is not None:
-            old.sync.close()
+            old.sync.close()  # one Sync per object: the newest wins
         data = {a for a in self.attributes if not _is_computed(type(obj), a)}
         if _plain(obj):
             node = old if old is not None and old.owner_id == id(obj) else ObjNode(obj, set())
@@ -228,6 +230,17 @@ class Sync:
             self._last[self.task_exposure] = out[self.task_exposure]
         return out
 
+    def _prime(self) -> None:
+        """Remember the values we can only compare, as a client that has our
+        state (from `_SET`) holds them."""
+        obj = self.obj
+        for attr, w in self._volatile().items():
+            value = self._read(obj, attr)
+            if value is not MISSING:
+                self._last[w] = dump(value)
+        if self.task_exposure:
+            self._last[self.task_exposure] = []
+
     def _read(self, obj: Any, attr: str) -> Any:
         try:
             return getattr(obj, attr)
@@ -240,6 +253,8 @@ class Sync:
     def collect(self) -> list[dict[str, Any]]:
         """Consume what changed since the last call, as RFC 6902 ops whose values
         are still Python objects (serialize before anything mutates again)."""
+        if self.closed:
+            return []
         ops = patch.collect(self.root, self.tracked_keymap)
         obj = self.obj
         if obj is None:
@@ -334,8 +349,8 @@ class Sync:
         if self._trailing is not None:
             self._trailing.cancel()
             self._trailing = None
-        if self.node.sync is self:
-            self.node.sync = None
+        self.closed = True
+        self.root._ws_dirty = None
         detach(self.node, self.root, "", False)
 
     def _broadcast(self, event: str, data: Any) -> None:
@@ -495,8 +510,10 @@ def _candidates(obj: Any) -> list[str]:
         if klass in _SKIP_BASES or klass.__module__.startswith("pydantic"):
             continue
         for n, v in klass.__dict__.items():
-            if isinstance(v, property | functools.cached_property) and not isinstance(
-                v, descriptors.SyncAccessor
-            ) and n not in names:
+            if (
+                isinstance(v, property | functools.cached_property)
+                and not isinstance(v, descriptors.SyncAccessor)
+                and n not in names
+            ):
                 names.append(n)
     return names

@@ -234,7 +234,7 @@ def adopt(parent: Any, key: Any, value: Any, is_list: bool) -> Any:
         return value
     else:
         if not is_atomic(value):
-            mark_opaque(parent)
+            mark_opaque(parent, key)
         return value
     attach(value, parent, key, is_list)
     return value
@@ -249,9 +249,11 @@ def release(parent: Any, key: Any, value: Any, is_list: bool) -> None:
         detach(node, parent, key, is_list)
 
 
-def mark_opaque(node: Any) -> None:
-    """Something under `node` cannot be tracked: every synced attribute above it
-    becomes volatile (re-serialized and compared at each sync)."""
+def mark_opaque(node: Any, key: Any = MISSING) -> None:
+    """Something under `node` (at `key`) cannot be tracked: every synced
+    attribute above it becomes volatile (re-serialized and compared at each sync)."""
+    if type(node) is ObjNode and key is not MISSING:
+        node.volatile.add(key)
     stack = [node]
     seen: set[int] = set()
     while stack:

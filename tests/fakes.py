@@ -1,0 +1,36 @@
+"""Test doubles shared by several test modules."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic_core import from_json
+
+
+class FakeSession:
+    """Stands in for a connected `Session`: keeps every frame it is sent."""
+
+    def __init__(self, connected: bool = True) -> None:
+        self.is_connected = connected
+        self.frames: list[Any] = []
+        self.registered: list[Any] = []
+
+    def register(self, sync: Any) -> None:
+        self.registered.append(sync)
+
+    def unregister(self, sync: Any) -> None:
+        self.registered = [s for s in self.registered if s is not sync]
+
+    def send_frame(self, frame: str) -> None:
+        self.frames.append(frame)
+
+    def send_frames(self, frames: list[Any]) -> None:
+        self.frames.extend(frames)
+
+    def events(self) -> list[dict[str, Any]]:
+        return [from_json(f) for f in self.frames if isinstance(f, str)]
+
+    def take(self) -> list[dict[str, Any]]:
+        out = self.events()
+        self.frames.clear()
+        return out

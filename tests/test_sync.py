@@ -1,0 +1,383 @@
+"""The Sync object: attribute selection, names, options, lifetime, sending."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import weakref
+from typing import Any
+
+import pytest
+from fakes import FakeSession
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+from pydantic.alias_generators import to_camel
+
+from ws_sync import Sync, sync, sync_all, sync_key_scope, sync_only
+from ws_sync.context import session_context
+from ws_sync.synced_model import Synced, SyncedAsCamelCase, SyncedObject
+
+
+class Notes:
+    @sync_all("NOTES")
+    def __init__(self) -> None:
+        self.title = "My Notes"
+        self.notes: list[str] = []
+        self._secret = "x"
+
+    @property
+    def total_length(self) -> int:
+        return sum(len(n) for n in self.notes)
+
+
+def test_sync_all_picks_public_attributes_and_properties() -> None:
+    n = Notes()
+    assert n.sync.key == "NOTES"
+    assert n.sync.state() == {"title": "My Notes", "notes": [], "total_length": 0}
+
+
+def test_property_is_recomputed_and_sent_when_it_changes() -> None:
+    n = Notes()
+    n.notes.append("abc")
+    assert n.sync.collect() == [
+        {"op": "add", "path": "/notes/0", "value": "abc"},
+        {"op": "add", "path": "/total_length", "value": 3},
+    ]
+    n.title = "t"
+    assert n.sync.collect() == [{"op": "replace", "path": "/title", "value": "t"}]
+
+
+class Renamed:
+    @sync_only("R", title=..., notes=..., total_length="size")
+    def __init__(self) -> None:
+        self.title = "T"
+        self.notes = ["a"]
+        self.private_data = "secret"
+
+    @property
+    def total_length(self) -> int:
+        return len(self.notes)
+
+
+def test_sync_only_with_rename() -> None:
+    r = Renamed()
+    assert r.sync.state() == {"title": "T", "notes": ["a"], "size": 1}
+    r.private_data = "changed"
+    assert r.sync.collect() == []
+
+
+def test_include_exclude_and_default_key() -> None:
+    class Thing:
+        def __init__(self) -> None:
+            self.a = 1
+            self.b = 2
+            self._c = 3
+
+    t = Thing()
+    s = Sync(t, sync_all=True, exclude=["b"], include={"_c": "c"})
+    assert s.key == "Thing"
+    assert s.state() == {"a": 1, "c": 3}
+    with pytest.raises(ValueError, match="both included and excluded"):
+        Sync(Thing(), sync_all=True, include=["a"], exclude=["a"])
+    with pytest.raises(AttributeError, match="no attribute"):
+        Sync(Thing(), include=["missing"])
+
+
+def test_camel_case_option() -> None:
+    class C:
+        @sync_all("C", toCamelCase=True)
+        def __init__(self) -> None:
+            self.first_name = "a"
+            self.last_name = "b"
+
+    c = C()
+    assert c.sync.state() == {"firstName": "a", "lastName": "b"}
+    c.first_name = "z"
+    assert c.sync.collect() == [{"op": "replace", "path": "/firstName", "value": "z"}]
+
+
+class Profile(SyncedAsCamelCase, BaseModel):
+    first_name: str
+    last_name: str
+    nick: str = Field("n", alias="nickName")
+
+    @sync_all("PROFILE")
+    def model_post_init(self, __context: Any) -> None:
+        pass
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}"
+
+
+def test_synced_as_camel_case_and_computed_field() -> None:
+    p = Profile(first_name="Ada", last_name="L", nickName="al")
+    assert p.sync.state() == {
+        "firstName": "Ada",
+        "lastName": "L",
+        "nickName": "al",
+        "fullName": "Ada L",
+    }
+    p.first_name = "Grace"
+    assert p.sync.collect() == [
+        {"op": "replace", "path": "/firstName", "value": "Grace"},
+        {"op": "add", "path": "/fullName", "value": "Grace L"},
+    ]
+
+
+class AliasModel(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
+    user_id: int = 1
+
+    @sync_all("ALIAS")
+    def model_post_init(self, __context: Any) -> None:
+        pass
+
+
+def test_pydantic_alias_generator_is_honoured() -> None:
+    m = AliasModel()
+    assert m.sync.state() == {"userId": 1}
+
+
+class SpecNotes(BaseModel):
+    title: str = "My Notes"
+    notes: list[str] = []
+
+    @sync_all("NOTES")
+    def model_post_init(self, __context: Any) -> None:
+        pass
+
+
+def test_plain_base_model_with_decorator_and_every_constructor() -> None:
+    a = SpecNotes()
+    b = SpecNotes.model_validate({"title": "v", "notes": ["x"]})
+    c = SpecNotes.model_construct(title="c")
+    d = b.model_copy(deep=True)
+    e = b.model_copy()  # shallow: shares the list with b, as in pydantic
+    for obj in (a, b, c, d, e):
+        assert obj.sync.obj is obj
+    assert d.sync is not b.sync and e.sync is not b.sync
+    d.notes.append("y")
+    assert d.sync.collect() == [{"op": "add", "path": "/notes/1", "value": "y"}]
+    assert b.sync.collect() == [] and b.notes == ["x"]
+    e.notes.append("z")
+    assert b.notes == ["x", "z"]
+    assert e.sync.collect() == [{"op": "add", "path": "/notes/1", "value": "z"}]
+    assert b.sync.collect() == [{"op": "replace", "path": "/notes", "value": ["x", "z"]}]
+
+
+class MixinNotes(Synced, BaseModel, sync_key="MIXIN"):
+    items: list[int] = []
+
+
+def test_synced_mixin_with_class_key() -> None:
+    m = MixinNotes(items=[1])
+    assert m.sync.key == "MIXIN"
+    m.items.append(2)
+    assert m.sync.collect() == [{"op": "add", "path": "/items/1", "value": 2}]
+
+
+class ManualMixin(Synced, BaseModel):
+    value: int = 0
+
+    def model_post_init(self, context: Any, /) -> None:
+        self.sync = Sync.all(self, "MANUAL")
+
+
+def test_synced_mixin_with_manual_sync_in_post_init() -> None:
+    m = ManualMixin()
+    assert m.sync.key == "MANUAL"
+    m.value = 3
+    assert m.sync.collect() == [{"op": "replace", "path": "/value", "value": 3}]
+
+
+class Team(SyncedObject, key="TEAM"):
+    members: list[str] = []
+    lead: str = "nobody"
+
+
+def test_synced_object_metaclass() -> None:
+    t1, t2 = Team(), Team()
+    assert t1.members is not t2.members  # defaults are copied per instance
+    t1.members.append("ann")
+    t1.lead = "ann"
+    assert t1.sync.collect() == [
+        {"op": "replace", "path": "/lead", "value": "ann"},
+        {"op": "add", "path": "/members/0", "value": "ann"},
+    ]
+    assert t2.sync.state() == {"members": [], "lead": "nobody"}
+
+
+def test_class_decorator_and_bare_sync_decorator() -> None:
+    @sync(key="K", sync_all=True)
+    class K:
+        def __init__(self) -> None:
+            self.x = 1
+
+    class Bare:
+        @sync
+        def __init__(self) -> None:
+            self.y = 2
+
+    assert K().sync.state() == {"x": 1}
+    with pytest.raises(ValueError, match="no attributes"):
+        Bare()
+
+
+def test_key_scope() -> None:
+    with sync_key_scope("user1"):
+        n = Notes()
+        with sync_key_scope("tab"):
+            m = Notes()
+    assert n.sync.key == "user1/NOTES"
+    assert m.sync.key == "user1/tab/NOTES"
+    assert Notes().sync.key == "NOTES"
+
+
+def test_expose_running_tasks() -> None:
+    class T:
+        @sync_all("T", expose_running_tasks=True, toCamelCase=True)
+        def __init__(self) -> None:
+            self.x = 0
+
+    t = T()
+    assert t.sync.state() == {"x": 0, "runningTasks": []}
+    t.sync.running_tasks.append("GROW")
+    assert t.sync.collect() == [{"op": "add", "path": "/runningTasks", "value": ["GROW"]}]
+
+
+async def test_sync_sends_patch_to_connected_subscribers(fake_session: FakeSession) -> None:
+    offline = FakeSession(connected=False)
+    n = Notes()
+    n.sync.attach(fake_session)
+    n.sync.attach(offline)
+    n.title = "new"
+    await n.sync()
+    await n.sync()  # nothing changed: nothing sent
+    assert fake_session.take() == [
+        {"type": "_PATCH:NOTES", "data": [{"op": "replace", "path": "/title", "value": "new"}]}
+    ]
+    assert offline.frames == []
+
+
+async def test_sync_with_toast(fake_session: FakeSession) -> None:
+    n = Notes()
+    n.sync.attach(fake_session)
+    n.title = "x"
+    await n.sync(toast="Saved", type="success")
+    events = fake_session.take()
+    assert [e["type"] for e in events] == ["_PATCH:NOTES", "_TOAST"]
+    assert events[1]["data"] == {"type": "success", "message": "Saved"}
+
+
+async def test_if_since_last_throttles_but_never_drops_the_last_change(
+    fake_session: FakeSession,
+) -> None:
+    n = Notes()
+    n.sync.attach(fake_session)
+    for i in range(20):
+        n.title = f"t{i}"
+        await n.sync(if_since_last=0.05)
+    first = fake_session.take()
+    assert len(first) == 1
+    await asyncio.sleep(0.1)
+    last = fake_session.take()
+    assert last == [
+        {"type": "_PATCH:NOTES", "data": [{"op": "replace", "path": "/title", "value": "t19"}]}
+    ]
+
+
+async def test_sync_while_disconnected_sends_nothing_and_loses_nothing() -> None:
+    session = FakeSession(connected=False)
+    n = Notes()
+    n.sync.attach(session)
+    n.notes.append("offline")
+    await n.sync()
+    assert session.frames == []
+    session.is_connected = True
+    assert (
+        n.sync.set_frame()
+        == '{"type":"_SET:NOTES","data":{"title":"My Notes","notes":["offline"],"total_length":7}}'
+    )
+
+
+def test_set_frame_flushes_pending_changes_to_existing_subscribers() -> None:
+    first = FakeSession()
+    n = Notes()
+    n.sync.attach(first)
+    n.notes.append("a")
+    n.sync.set_frame()  # for a second subscriber
+    assert first.take()[0]["type"] == "_PATCH:NOTES"
+
+
+def test_objects_made_in_a_session_context_attach_to_it() -> None:
+    session = FakeSession()
+    token = session_context.set(session)
+    try:
+        n = Notes()
+    finally:
+        session_context.reset(token)
+    assert n.sync.sessions == [session]
+    assert session.registered == [n.sync]
+
+
+def test_garbage_collected_when_unreferenced_and_close_deregisters() -> None:
+    session = FakeSession()
+    n = Notes()
+    n.sync.attach(session)
+    s_ref = weakref.ref(n.sync)
+    n_ref = weakref.ref(n)
+    session.registered.clear()  # the fake session holds syncs strongly; a real one weakly
+    del n
+    gc.collect()
+    assert n_ref() is None and s_ref() is None
+
+    m = Notes()
+    m.sync.attach(session)
+    m.sync.close()
+    assert session.registered == []
+    closed = m.sync
+    m.notes.append("x")
+    assert closed.collect() == []
+
+
+async def test_send_action_download_and_binary(fake_session: FakeSession) -> None:
+    n = Notes()
+    n.sync.attach(fake_session)
+    await n.sync.send_action({"type": "FOCUS", "id": 3})
+    await n.sync.download("a.txt", b"hi")
+    await n.sync.send_binary({"type": "IMG"}, b"\x00\x01")
+    assert fake_session.frames[-1] == b"\x00\x01"
+    events = fake_session.events()
+    assert events[0] == {"type": "_ACTION:NOTES", "data": {"type": "FOCUS", "id": 3}}
+    assert events[1] == {"type": "_DOWNLOAD", "data": {"filename": "a.txt", "data": "aGk="}}
+    assert events[2] == {
+        "type": "_BIN_META",
+        "data": {"type": "_ACTION:NOTES", "metadata": {"type": "IMG"}},
+    }
+
+
+class Opaque:
+    def __init__(self) -> None:
+        self.v = 1
+
+
+def test_untrackable_values_are_compared_at_each_sync() -> None:
+    class H:
+        @sync_all("H")
+        def __init__(self) -> None:
+            self.thing = Opaque()
+            self.items: list[Any] = []
+            self.tags = {"a"}
+
+    h = H()
+    assert h.sync.state() == {"thing": {"v": 1}, "items": [], "tags": ["a"]}
+    h.thing.v = 2
+    h.tags.add("b")
+    ops = {op["path"]: op["value"] for op in h.sync.collect()}
+    assert ops["/thing"] == {"v": 2} and sorted(ops["/tags"]) == ["a", "b"]
+    h.items.append(Opaque())
+    h.sync.collect()
+    h.items[0].v = 5
+    assert h.sync.collect() == [{"op": "add", "path": "/items", "value": [{"v": 5}]}]
+    assert h.sync.collect() == []
