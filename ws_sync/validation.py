@@ -280,18 +280,27 @@ def _parse(ops: Any) -> list[tuple[str, list[str], dict[str, Any]]]:
 
 def _independent(parsed: list[tuple[str, list[str], dict[str, Any]]]) -> bool:
     """Ops that can be checked against the current state one by one: no move or
-    copy, no path inside another, at most one op that shifts each list."""
-    paths = [tuple(t) for _, t, _ in parsed]
+    copy, no path inside another, and nothing else under a container that an
+    add or remove may shift."""
     if any(kind in ("move", "copy") for kind, _, _ in parsed):
         return False
+    paths = [tuple(t) for _, t, _ in parsed]
     if len(set(paths)) != len(paths):
         return False
     ordered = sorted(paths)
     for a, b in itertools.pairwise(ordered):
         if b[: len(a)] == a:
             return False
-    parents = [p[:-1] for (kind, _, _), p in zip(parsed, paths, strict=True) if kind != "replace"]
-    return len(set(parents)) == len(parents)
+    shifting = [
+        (i, p[:-1])
+        for i, ((kind, _, _), p) in enumerate(zip(parsed, paths, strict=True))
+        if kind in ("add", "remove")
+    ]
+    return not any(
+        j != i and path[: len(parent)] == parent
+        for i, parent in shifting
+        for j, path in enumerate(paths)
+    )
 
 
 def _apply_in_place(
