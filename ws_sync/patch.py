@@ -259,11 +259,13 @@ def model_keymap(cls: type) -> dict[str, str]:
 
 def consume(start: Any, root: RootNode) -> None:
     """Mark everything pending under `start` as sent to `root`. Other roots that
-    can reach a consumed node (one object in two synced states) get it whole."""
-    stack = [start]
+    can reach a consumed node (one object in two synced states) get it whole.
+    A node whose only parent is exclusive to `root` is exclusive too, so the
+    walk up to find other roots is only taken below shared nodes."""
+    stack = [(start, True)]
     seen: set[int] = set()
     while stack:
-        node = stack.pop()
+        node, parent_exclusive = stack.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
@@ -275,14 +277,15 @@ def consume(start: Any, root: RootNode) -> None:
         if full:
             full = [r for r in full if r is not root]
             node._ws_full = full or None
-        if had:
+        exclusive = parent_exclusive and len(node._ws_parents or ()) <= 1
+        if had and not exclusive:
             others = [r for r in roots_of(node) if r is not root]
             if others:
                 full = node._ws_full or []
                 full.extend(r for r in others if all(r is not f for f in full))
                 node._ws_full = full
         if dirty:
-            stack.extend(dirty.values())
+            stack.extend((child, exclusive) for child in dirty.values())
 
 
 def roots_of(node: Any) -> list[RootNode]:
