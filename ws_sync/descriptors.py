@@ -30,9 +30,13 @@ class SyncedAttribute:
         node = d.get(NODE)
         old = d.get(name, MISSING)
         d[name] = value
-        if node is not None and old is not value and name in node.fields:
-            if node.owner_id == id(obj):
-                node.assign(obj, name, old, value)
+        if (
+            node is not None
+            and old is not value
+            and name in node.fields
+            and node.owner_id == id(obj)
+        ):
+            node.assign(obj, name, old, value)
 
     def __delete__(self, obj: Any) -> None:
         d = obj.__dict__
