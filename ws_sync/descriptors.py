@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .changelog import MISSING
-from .tracking import NODE
+from .changelog import MISSING, RESET
+from .tracking import _ATOMIC_TYPES, NODE
 
 
 class SyncedAttribute:
@@ -30,12 +30,19 @@ class SyncedAttribute:
         node = d.get(NODE)
         old = d.get(name, MISSING)
         d[name] = value
-        if (
-            node is not None
-            and old is not value
-            and name in node.fields
+        if node is None or old is value:
+            return
+        log = node._ws_log
+        if (  # fast path: a leaf replacing a leaf, the key already logged
+            log is not None
+            and log is not RESET
+            and name in log
+            and type(value) in _ATOMIC_TYPES
+            and type(old) in _ATOMIC_TYPES
             and node.owner_id == id(obj)
         ):
+            return
+        if name in node.fields and node.owner_id == id(obj):
             node.assign(obj, name, old, value)
 
     def __delete__(self, obj: Any) -> None:

@@ -46,6 +46,7 @@ _IMMUTABLE = (
     range,
 )
 
+_RESET = changelog.RESET
 _list_append = list.append
 _list_insert = list.insert
 _list_pop = list.pop
@@ -331,7 +332,11 @@ class TrackedList(list):  # type: ignore[type-arg]
             value = adopt(self, len(self), value, True)
         _list_append(self, value)
         if self._ws_parents:
-            self._ws_record(("add", len(self) - 1, value))
+            log = self._ws_log
+            if log is None:
+                self._ws_record(("add", len(self) - 1, value))
+            elif log is not _RESET:  # an add never collapses: skip list_record
+                log.append(("add", len(self) - 1, value))
 
     def extend(self, values: Any) -> None:
         for value in list(values):
