@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF002, RUF003  (× and – in report text are intended)
+# ruff: noqa: RUF001, RUF002
 """Shared pieces: statistics, timing loops, fake subscribers, result records."""
 
 from __future__ import annotations

@@ -1,4 +1,3 @@
-# ruff: noqa: RUF003  (× and – in report text are intended)
 """Writing results: one markdown file per section, a summary with the targets,
 the raw numbers as JSON, and a table on stdout."""
 

@@ -1,4 +1,4 @@
-# ruff: noqa: RUF001, RUF003  (× and – in report text are intended)
+# ruff: noqa: RUF001
 """Section 1: one-field change + sync, against the size of the state."""
 
 from __future__ import annotations
