@@ -2,19 +2,34 @@
 
 from .context import session_context
 from .decorators import sync, sync_all, sync_only
+from .endpoint import client_route, sync_endpoint
+from .limits import Limits
+from .registry import SessionRegistry, get_user_session
+from .remote import remote_action, remote_task, remote_task_cancel
+from .session import Session, SessionState
 from .sync import Sync, sync_key_scope
 from .synced_model import Synced, SyncedAsCamelCase, SyncedObject
 from .validation import ClientWriteError
 
 __all__ = [
     "ClientWriteError",
+    "Limits",
+    "Session",
+    "SessionRegistry",
+    "SessionState",
     "Sync",
     "Synced",
     "SyncedAsCamelCase",
     "SyncedObject",
+    "client_route",
+    "get_user_session",
+    "remote_action",
+    "remote_task",
+    "remote_task_cancel",
     "session_context",
     "sync",
     "sync_all",
+    "sync_endpoint",
     "sync_key_scope",
     "sync_only",
 ]

@@ -1,0 +1,136 @@
+"""A ready-made WebSocket endpoint, and a route serving the browser client.
+
+A whole app::
+
+    from starlette.applications import Starlette
+    from ws_sync.endpoint import client_route, sync_endpoint
+
+    app = Starlette(routes=[sync_endpoint(Notes), client_route()])
+
+`sync_endpoint(factory)` returns a Starlette `WebSocketRoute`. For each new
+user session it makes a `Session` and calls ``factory()`` inside it, so every
+synced object the factory builds belongs to that session (and is kept alive
+with it). With FastAPI::
+
+    app = FastAPI()
+    app.router.routes.append(sync_endpoint(Notes, path="/ws"))
+    app.router.routes.append(client_route())
+
+What each connection gets:
+
+- an Origin check before the handshake is accepted (same origin by default;
+  ``allowed_origins=["https://app.example.com"]`` or ``["*"]``); a foreign
+  Origin is refused with 403;
+- with ``user_sessions=True`` (default), the `_REQUEST_USER_SESSION`
+  handshake: a client reconnecting with the same ids resumes its session, its
+  objects and running tasks; idle sessions expire after ``session_ttl``
+  seconds. With ``user_sessions=False`` every connection is a fresh session,
+  closed when the connection ends;
+- the limits of ``limits`` (`ws_sync.limits.Limits`): frame size, JSON depth,
+  event rate, outbound queue and send timeout.
+
+``client_route("/ws-sync")`` serves ``ws_sync/static`` (``ws-sync.js`` and
+``react.js``) so a page can ``import {Session} from "/ws-sync/ws-sync.js"``.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+from starlette.routing import Mount, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.websockets import WebSocket
+
+from . import wire
+from .connection import CLOSE_POLICY, CLOSE_TOO_SLOW, Connection
+from .limits import Limits
+from .origin import origin_allowed
+from .protocol import error_frame
+from .registry import HandshakeError, RegistryFull, SessionRegistry, handshake, reject
+from .session import Session
+
+STATIC_DIR = Path(__file__).parent / "static"
+
+
+def sync_endpoint(
+    factory: Callable[[], Any],
+    *,
+    path: str = "/ws",
+    user_sessions: bool | SessionRegistry = True,
+    allowed_origins: Iterable[str] | None = None,
+    limits: Limits | None = None,
+    session_ttl: float = 3600.0,
+    max_sessions: int = 10_000,
+    name: str | None = None,
+) -> WebSocketRoute:
+    """A `WebSocketRoute` at `path` serving sessions built by `factory`.
+
+    `factory()` (sync or async) runs in the new session's context; return the
+    objects to keep (a synced object, a list, anything: it is held for the
+    life of the session). ``user_sessions`` may be a `SessionRegistry` to share
+    or inspect; the route exposes it as ``route.registry``.
+    """
+    limits = limits or Limits()
+    origins = list(allowed_origins) if allowed_origins is not None else None
+    registry: SessionRegistry | None
+    if isinstance(user_sessions, SessionRegistry):
+        registry = user_sessions
+    elif user_sessions:
+        registry = SessionRegistry(ttl=session_ttl, max_sessions=max_sessions)
+    else:
+        registry = None
+
+    async def create() -> Session:
+        return await new_session(factory, limits)
+
+    async def endpoint(ws: WebSocket) -> None:
+        if not origin_allowed(ws, origins):
+            await ws.close(CLOSE_POLICY)  # before accept: the server answers 403
+            return
+        conn = Connection(ws, limits)
+        await conn.accept()
+        conn.start()
+        if registry is None:
+            session = await create()
+            try:
+                await session.handle_connection(conn)
+            finally:
+                await session.close()
+            return
+        try:
+            ids = await handshake(conn)
+            session = await registry.open(ids, create)
+        except HandshakeError as e:
+            await reject(conn, str(e))
+            return
+        except RegistryFull as e:
+            conn.push(error_frame(wire.USER_SESSION, str(e)))
+            await conn.close(CLOSE_TOO_SLOW, "server full")
+            return
+        try:
+            await session.handle_connection(conn)
+        finally:
+            registry.release(ids, session)
+
+    route = WebSocketRoute(path, endpoint, name=name)
+    route.registry = registry  # type: ignore[attr-defined]
+    return route
+
+
+async def new_session(factory: Callable[[], Any], limits: Limits | None = None) -> Session:
+    """A `Session` with the objects of ``factory()`` built in it and kept."""
+    session = Session(limits=limits)
+    with session:
+        made = factory()
+        if inspect.isawaitable(made):
+            made = await made
+    session.keep(made)
+    return session
+
+
+def client_route(path: str = "/ws-sync", *, name: str = "ws-sync") -> Mount:
+    """Serve the packaged browser client (``ws_sync/static``) under `path`."""
+    return Mount(path, app=StaticFiles(directory=STATIC_DIR), name=name)

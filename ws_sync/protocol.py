@@ -1,0 +1,63 @@
+"""Inbound envelopes and `_ERROR` replies (see PROTOCOL.md).
+
+Every text frame must be ``{"type": str, "data": any}``. Anything else is
+answered with `_ERROR` and dropped; the connection stays open.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import from_json
+
+from . import wire
+from .limits import too_deep
+
+INVALID = "_INVALID"
+"""The `event` of an `_ERROR` about a frame whose type is unknown or absent."""
+
+
+class ProtocolError(Exception):
+    """A client event that cannot be handled; becomes one `_ERROR` frame."""
+
+    def __init__(
+        self, event: str, message: str, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.event = event
+        self.message = message
+        self.errors = errors or []
+
+
+def parse(text: str, max_depth: int) -> tuple[str, Any]:
+    """(type, data) of one text frame. Depth is checked before parsing, so a
+    deeply nested payload never reaches the parser."""
+    if too_deep(text, max_depth):
+        raise ProtocolError(INVALID, f"JSON nested deeper than {max_depth} levels")
+    try:
+        message = from_json(text, allow_inf_nan=False)
+    except ValueError as e:
+        raise ProtocolError(INVALID, "frame is not valid JSON", [{"msg": str(e)}]) from None
+    if not isinstance(message, dict):
+        raise ProtocolError(INVALID, "frame must be a JSON object {type, data}")
+    event = message.get("type")
+    if not isinstance(event, str):
+        raise ProtocolError(INVALID, "frame has no string 'type'")
+    return event, message.get("data")
+
+
+def error_frame(
+    event: str, message: str, errors: list[dict[str, Any]] | None = None, **extra: Any
+) -> str:
+    return wire.encode(
+        wire.ERROR, {"event": event, "message": message, "errors": errors or [], **extra}
+    )
+
+
+def validation_errors(e: ValidationError) -> list[dict[str, Any]]:
+    """Pydantic errors without the input (it may be large, or not JSON) or URLs."""
+    return [
+        {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
+        for err in e.errors(include_url=False, include_context=False, include_input=False)
+    ]

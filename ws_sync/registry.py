@@ -1,0 +1,219 @@
+"""Sessions that outlive a connection: the user-session handshake and a registry.
+
+On a new connection the server sends `_REQUEST_USER_SESSION`; the client
+answers `_USER_SESSION {"user", "session"}` with ids it keeps (user id in local
+storage, session id in session storage). A client that comes back with the
+same ids resumes its `Session`, objects and running tasks, and gets `_SET` for
+each object. Sessions left idle (no connection) for `ttl` seconds are closed
+and dropped, and at most `max_sessions` are kept, so memory stays bounded.
+
+The ids are chosen by the client: treat them as a bearer token for the
+session, not as proof of who the user is (authenticate separately).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from . import wire
+from .connection import CLOSE_POLICY, Connection, Frame, FrameRejected
+from .protocol import ProtocolError, error_frame, parse
+from .session import Session
+
+logger = logging.getLogger("ws_sync")
+
+Ids = tuple[str, str]
+
+ID_PATTERN = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
+"""A safe user or session id: 1-128 characters, letters, digits and ``._:@-``
+(UUIDs and hex ids, as the JS client makes them, fit)."""
+
+MAX_EARLY_FRAMES = 64
+"""Frames a client may send before answering the handshake; kept and handled after it."""
+
+
+class HandshakeError(Exception):
+    """The client did not answer `_REQUEST_USER_SESSION` correctly or in time."""
+
+
+class RegistryFull(Exception):
+    """No room for another session: every kept session is connected."""
+
+
+def valid_id(value: Any) -> bool:
+    return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
+
+
+async def handshake(conn: Connection, timeout: float | None = None) -> Ids:
+    """Ask for the client's (user, session) ids. Frames that arrive first are
+    put back to be handled after the session is found. Raises `HandshakeError`."""
+    conn.start()
+    conn.push(wire.encode(wire.REQUEST_USER_SESSION))
+    early: list[Frame] = []
+    try:
+        async with asyncio.timeout(
+            timeout if timeout is not None else conn.limits.handshake_timeout
+        ):
+            while True:
+                try:
+                    frame = await conn.receive()
+                except FrameRejected as e:
+                    raise HandshakeError(e.message) from None
+                if frame is None:
+                    raise HandshakeError("the client left during the handshake")
+                if isinstance(frame, str):
+                    try:
+                        event, data = parse(frame, conn.limits.max_depth)
+                    except ProtocolError:
+                        event, data = "", None
+                    if event == wire.USER_SESSION:
+                        ids = _ids(data)
+                        conn.unread(early)
+                        return ids
+                early.append(frame)
+                if len(early) > MAX_EARLY_FRAMES:
+                    raise HandshakeError("too many frames before _USER_SESSION")
+    except TimeoutError:
+        raise HandshakeError("no _USER_SESSION in time") from None
+
+
+def _ids(data: Any) -> Ids:
+    if not isinstance(data, dict):
+        raise HandshakeError("_USER_SESSION data must be {user, session}")
+    user, session = data.get("user"), data.get("session")
+    if not valid_id(user) or not valid_id(session):
+        raise HandshakeError(
+            "user and session must be 1-128 characters of letters, digits and ._:@-"
+        )
+    return user, session
+
+
+async def get_user_session(
+    ws: WebSocket, timeout: float = 10.0
+) -> tuple[str, str] | tuple[None, None]:
+    """The client's (user, session) ids, or (None, None) after closing the
+    connection if it did not answer correctly. Accepts `ws` if needed."""
+    conn = Connection.of(ws)
+    await conn.accept()
+    try:
+        return await handshake(conn, timeout)
+    except HandshakeError as e:
+        await reject(conn, str(e))
+        return None, None
+
+
+async def reject(conn: Connection, message: str) -> None:
+    """`_ERROR` about the handshake, then close with 1008 (policy violation)."""
+    conn.push(error_frame(wire.USER_SESSION, message))
+    await conn.close(CLOSE_POLICY, "handshake failed")
+
+
+@dataclass(eq=False)
+class _Entry:
+    session: Session
+    idle_since: float | None = None
+    expiry: asyncio.TimerHandle | None = None
+    users: int = 0
+
+
+@dataclass(eq=False)
+class SessionRegistry:
+    """Sessions by (user, session) id, expiring `ttl` seconds after their last
+    connection ends."""
+
+    ttl: float = 3600.0
+    max_sessions: int = 10_000
+    _entries: dict[Ids, _Entry] = field(default_factory=dict)
+    _creating: dict[Ids, asyncio.Future[Session]] = field(default_factory=dict)
+    _closing: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, ids: Ids) -> Session | None:
+        entry = self._entries.get(ids)
+        return entry.session if entry else None
+
+    async def open(self, ids: Ids, create: Callable[[], Awaitable[Session]]) -> Session:
+        """The session for `ids`, resumed or made by `create()`; pair every
+        call with `release` once its connection has ended."""
+        entry = self._entries.get(ids)
+        if entry is None:
+            pending = self._creating.get(ids)
+            if pending is not None:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(pending)  # made by another connection: share it
+                return await self.open(ids, create)
+            self._make_room()
+            future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
+            self._creating[ids] = future
+            try:
+                session = await create()
+            except BaseException as e:
+                future.set_exception(e)
+                future.exception()  # retrieved: waiters retry on their own
+                raise
+            finally:
+                del self._creating[ids]
+            entry = self._entries[ids] = _Entry(session)
+            future.set_result(session)
+        if entry.expiry is not None:
+            entry.expiry.cancel()
+            entry.expiry = None
+        entry.idle_since = None
+        entry.users += 1
+        return entry.session
+
+    def release(self, ids: Ids, session: Session) -> None:
+        """A connection of the session ended: start its idle clock if it has
+        no other connection."""
+        entry = self._entries.get(ids)
+        if entry is None or entry.session is not session:
+            return
+        entry.users -= 1
+        if entry.users > 0 or session.is_connected:
+            return
+        entry.idle_since = time.monotonic()
+        loop = asyncio.get_running_loop()
+        entry.expiry = loop.call_later(self.ttl, self._expire, ids, entry)
+
+    def _expire(self, ids: Ids, entry: _Entry) -> None:
+        if self._entries.get(ids) is entry and entry.users <= 0:
+            self._drop(ids, entry)
+
+    def _drop(self, ids: Ids, entry: _Entry) -> None:
+        del self._entries[ids]
+        if entry.expiry is not None:
+            entry.expiry.cancel()
+        task = asyncio.get_running_loop().create_task(entry.session.close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+        logger.debug("session %s/%s dropped", *ids)
+
+    def _make_room(self) -> None:
+        if len(self._entries) + len(self._creating) < self.max_sessions:
+            return
+        idle = [(e.idle_since, ids) for ids, e in self._entries.items() if e.idle_since is not None]
+        if not idle:
+            raise RegistryFull(f"{self.max_sessions} sessions are in use")
+        _, oldest = min(idle)
+        self._drop(oldest, self._entries[oldest])
+
+    async def close(self, ids: Ids | None = None) -> None:
+        """Close one session (or all of them, at shutdown) now."""
+        targets = [ids] if ids is not None else list(self._entries)
+        for key in targets:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._drop(key, entry)
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._closing, return_exceptions=True)

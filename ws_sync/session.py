@@ -1,0 +1,286 @@
+"""The server side of one user session; it outlives its WebSocket connections.
+
+    @app.websocket("/ws")
+    async def websocket_endpoint(ws: WebSocket):
+        await ws.accept()
+        session = Session()   # now the current session of this task
+        notes = Notes()       # so this synced object belongs to it
+        await session.new_connection(ws)
+        await session.handle_connection()
+
+Synced objects register here by key (held weakly: an object nobody references
+is collected). On every (re)connection each object with ``send_on_init`` is
+sent whole (`_SET`); while no client is connected, syncs send nothing and lose
+nothing. A second connection takes over: the first one gets `_DISCONNECT` and
+is closed. See `ws_sync.endpoint.sync_endpoint` for a ready-made endpoint.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import weakref
+from collections.abc import Callable
+from contextvars import Token
+from typing import Any
+
+from starlette.websockets import WebSocket
+
+from . import tasks, wire
+from .connection import CLOSE_GOING_AWAY, Connection, Frame
+from .context import session_context
+from .dispatch import Dispatcher
+from .invoke import invoke
+from .limits import Limits
+from .sync import Sync, ToastType
+
+__all__ = ["Session", "SessionState", "session_context"]
+
+TAKEOVER_MESSAGE = (
+    "Seems like you're logged in somewhere else. If this is a mistake, please refresh the page."
+)
+
+
+class SessionState:
+    """Base for user state attached to a session (``session.state``). Override
+    the hooks you need; they run in the session's context."""
+
+    async def on_connect(self) -> None:
+        """A connection was established (also after a reconnect or takeover)."""
+
+    async def on_disconnect(self) -> None:
+        """The connection ended; the session may still resume."""
+
+    async def on_terminate(self) -> None:
+        """The session was closed for good (expired, or closed by the server)."""
+
+
+class Session:
+    """One per user session, across reconnects."""
+
+    def __init__(
+        self,
+        logger: logging.Logger | None = None,
+        *,
+        state: SessionState | None = None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.logger = logger or logging.getLogger("ws_sync")
+        self.state: SessionState | None = state
+        """User state; its `on_connect` / `on_disconnect` / `on_terminate` hooks are called."""
+        self.limits = limits or Limits()
+        self.syncs: weakref.WeakValueDictionary[str, Sync] = weakref.WeakValueDictionary()
+        self.event_handlers: dict[str, Callable[..., Any]] = {}
+        self.closed = False
+        self._conn: Connection | None = None
+        self._lock = asyncio.Lock()
+        self._tokens: list[Token[Any]] = []
+        self._kept: list[Any] = []
+        self._runs: set[tasks.TaskRun] = set()
+        session_context.set(self)  # objects built next in this task belong to it
+
+    # ------------------------------------------------------------------ #
+    # context
+
+    def __enter__(self) -> Session:
+        self._tokens.append(session_context.set(self))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        session_context.reset(self._tokens.pop())
+
+    # ------------------------------------------------------------------ #
+    # synced objects (called by the core's Sync)
+
+    def register(self, sync: Sync) -> None:
+        old = self.syncs.get(sync.key)
+        if old is not None and old is not sync:
+            self.logger.warning("session: key %r registered twice; the newer object wins", sync.key)
+        self.syncs[sync.key] = sync
+        if sync.send_on_init and self.is_connected:
+            self.send_frame(sync.set_frame())
+
+    def unregister(self, sync: Sync) -> None:
+        if self.syncs.get(sync.key) is sync:
+            del self.syncs[sync.key]
+
+    def attach(self, obj: Any) -> Sync:
+        """Subscribe this session to a synced object (shared objects have many)."""
+        sync = obj if isinstance(obj, Sync) else obj.sync
+        sync.attach(self)
+        return sync
+
+    def detach(self, obj: Any) -> None:
+        sync = obj if isinstance(obj, Sync) else obj.sync
+        sync.detach(self)
+
+    def keep(self, *objs: Any) -> None:
+        """Hold objects for as long as the session lives (syncs are held weakly)."""
+        self._kept.extend(objs)
+
+    # ------------------------------------------------------------------ #
+    # outbound
+
+    @property
+    def is_connected(self) -> bool:
+        conn = self._conn
+        return conn is not None and not conn.closing
+
+    @property
+    def connection(self) -> Connection | None:
+        return self._conn
+
+    def send_frame(self, frame: str) -> None:
+        """Queue one frame for the client; dropped when not connected."""
+        conn = self._conn
+        if conn is not None:
+            conn.push(frame)
+
+    def send_frames(self, frames: list[Frame]) -> None:
+        """Queue frames back to back (a `_BIN_META` and its bytes)."""
+        conn = self._conn
+        if conn is not None:
+            conn.push_many(frames)
+
+    async def send(self, event: str, data: Any = None) -> None:
+        self.send_frame(wire.encode(event, data))
+
+    async def send_binary(self, event: str, metadata: dict[str, Any], data: bytes) -> None:
+        """`_BIN_META` then the bytes; the client hands ``{data, ...metadata}``
+        to its handler for `event`."""
+        meta = wire.encode(wire.BIN_META, {"type": event, "metadata": metadata})
+        self.send_frames([meta, data])
+
+    async def send_action(self, key: str, action: dict[str, Any]) -> None:
+        """Ask the client to run its handler for ``action["type"]`` on object `key`."""
+        self.send_frame(wire.encode(wire.action_event(key), action))
+
+    async def toast(self, *messages: Any, type: ToastType = "default") -> str:
+        """A notification for this session only; returns the text."""
+        text = " ".join(str(m) for m in messages)
+        self.send_frame(wire.encode(wire.TOAST, {"type": type, "message": text}))
+        return text
+
+    async def download(self, filename: str, data: bytes) -> None:
+        """A file for this session's browser to save."""
+        payload = {"filename": filename, "data": base64.b64encode(data).decode()}
+        self.send_frame(wire.encode(wire.DOWNLOAD, payload))
+
+    # ------------------------------------------------------------------ #
+    # custom events
+
+    def register_event(self, event: str, callback: Callable[..., Any]) -> None:
+        """Handle a custom client event: ``callback(data)``, awaited in order."""
+        self.event_handlers[event] = callback
+
+    def deregister_event(self, event: str) -> None:
+        self.event_handlers.pop(event, None)
+
+    # ------------------------------------------------------------------ #
+    # connections
+
+    async def new_connection(self, ws: WebSocket | Connection) -> None:
+        """Make `ws` this session's connection (accepting it if needed). A
+        connection already open is told `_DISCONNECT` and closed (takeover).
+        Every object with send_on_init gets `_SET`."""
+        if self.closed:
+            raise RuntimeError("session is closed")
+        conn = ws if isinstance(ws, Connection) else Connection.of(ws, self.limits)
+        await conn.accept()
+        conn.start()
+        async with self._lock:
+            old = self._conn
+            if old is conn:
+                return
+            if old is not None:
+                self._conn = None
+                old.close_soon(message=TAKEOVER_MESSAGE)
+                await self._hook("on_disconnect")
+            self._conn = conn
+            for sync in list(self.syncs.values()):
+                if sync.send_on_init:
+                    conn.push(sync.set_frame())
+            await self._hook("on_connect")
+
+    async def handle_connection(self, ws: WebSocket | Connection | None = None) -> None:
+        """Receive and handle events until the connection ends (the client
+        leaves, it is taken over, or it is closed for being too slow)."""
+        if ws is not None:
+            await self.new_connection(ws)
+        conn = self._conn
+        if conn is None:
+            raise RuntimeError("no connection: call new_connection(ws) first")
+        conn.bind_reader()
+        dispatcher = Dispatcher(self, conn)
+        with self:
+            try:
+                await self._receive_loop(conn, dispatcher)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not conn.reader_cancelled or task is None or task.uncancel() > 0:
+                    raise
+            finally:
+                await self._connection_ended(conn)
+
+    async def _receive_loop(self, conn: Connection, dispatcher: Dispatcher) -> None:
+        while not conn.closing:
+            frame = await dispatcher.receive()
+            if frame is None or conn.closing:
+                return
+            try:
+                await dispatcher.frame(frame)
+            except Exception:
+                self.logger.exception("session: error while handling an event")
+
+    async def _connection_ended(self, conn: Connection) -> None:
+        current = self._conn is conn
+        if current:
+            self._conn = None
+        with contextlib.suppress(Exception):
+            await conn.close()
+        if current:
+            await self._hook("on_disconnect")
+
+    async def disconnect(self, message: str = TAKEOVER_MESSAGE) -> None:
+        """Tell the client `_DISCONNECT` (it stops reconnecting) and close the
+        connection. The session itself lives on."""
+        conn = self._conn
+        if conn is None:
+            return
+        self._conn = None
+        await conn.close(message=message)
+        await self._hook("on_disconnect")
+
+    async def close(self, message: str | None = None) -> None:
+        """End the session for good: cancel its tasks, close its connection
+        (with `_DISCONNECT` if `message` is given), call `on_terminate`, and
+        leave every synced object."""
+        if self.closed:
+            return
+        self.closed = True
+        await tasks.cancel_all(list(self._runs))
+        conn = self._conn
+        if conn is not None:
+            self._conn = None
+            await conn.close(CLOSE_GOING_AWAY, message=message)
+            await self._hook("on_disconnect")
+        await self._hook("on_terminate")
+        for sync in list(self.syncs.values()):
+            sync.detach(self)
+        self._kept.clear()
+
+    async def _hook(self, name: str) -> None:
+        hook = getattr(self.state, name, None) if self.state is not None else None
+        if hook is None:
+            return
+        with self:
+            try:
+                await invoke(hook)
+            except Exception:
+                self.logger.exception("session: state.%s failed", name)
+
+    def __repr__(self) -> str:
+        state = "connected" if self.is_connected else "closed" if self.closed else "idle"
+        return f"<Session {state} {sorted(self.syncs)}>"
