@@ -262,10 +262,10 @@ def consume(start: Any, root: RootNode) -> None:
     can reach a consumed node (one object in two synced states) get it whole.
     A node whose only parent is exclusive to `root` is exclusive too, so the
     walk up to find other roots is only taken below shared nodes."""
-    stack = [(start, True)]
+    stack = [(start, id(root), True)]
     seen: set[int] = set()
     while stack:
-        node, parent_exclusive = stack.pop()
+        node, parent_id, parent_exclusive = stack.pop()
         if id(node) in seen:
             continue
         seen.add(id(node))
@@ -277,7 +277,10 @@ def consume(start: Any, root: RootNode) -> None:
         if full:
             full = [r for r in full if r is not root]
             node._ws_full = full or None
-        exclusive = parent_exclusive and len(node._ws_parents or ()) <= 1
+        parents = node._ws_parents or {}
+        exclusive = parent_exclusive and (
+            not parents or (len(parents) == 1 and parent_id in parents)
+        )
         if had and not exclusive:
             others = [r for r in roots_of(node) if r is not root]
             if others:
@@ -285,7 +288,7 @@ def consume(start: Any, root: RootNode) -> None:
                 full.extend(r for r in others if all(r is not f for f in full))
                 node._ws_full = full
         if dirty:
-            stack.extend((child, exclusive) for child in dirty.values())
+            stack.extend((child, id(node), exclusive) for child in dirty.values())
 
 
 def roots_of(node: Any) -> list[RootNode]:
