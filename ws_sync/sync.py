@@ -132,6 +132,7 @@ class Sync:
             attr: w for attr, w in self.attributes.items() if _is_computed(type(obj), attr)
         }
         self._last: dict[str, Any] = {}
+        self._split_cache: tuple[int, tuple[dict[str, str], dict[str, str]]] | None = None
         self.root = patch.RootNode()
         attach(self.node, self.root, "", False)
         patch.consume(self.node, self.root)
@@ -190,23 +191,26 @@ class Sync:
     def tracked_keymap(self) -> dict[str, str]:
         """Attributes whose changes the change log carries (volatile ones are
         re-serialized and compared instead)."""
-        skip = self.node.volatile
-        return {
-            a: w
-            for a, w in self.attributes.items()
-            if a in self.node.fields and a not in skip and a not in self._computed
-        }
+        return self._split()[0]
 
     def _volatile(self) -> dict[str, str]:
-        obj = self.obj
-        out = dict(self._computed)
-        for a in self.node.volatile:
-            if a in self.attributes:
-                out[a] = self.attributes[a]
+        return self._split()[1]
+
+    def _split(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(tracked, volatile) attributes; recomputed only when an attribute
+        turned volatile (the set only grows), so `sync()` does not rebuild them."""
+        stamp = len(self.node.volatile)
+        if self._split_cache is not None and self._split_cache[0] == stamp:
+            return self._split_cache[1]
+        tracked: dict[str, str] = {}
+        volatile: dict[str, str] = {}
         for a, w in self.attributes.items():
-            if a not in self.node.fields and a not in out and obj is not None:
-                out[a] = w  # values we could not put a descriptor on
-        return out
+            if a in self.node.fields and a not in self.node.volatile and a not in self._computed:
+                tracked[a] = w
+            else:
+                volatile[a] = w  # computed, holding untrackable values, or no descriptor
+        self._split_cache = (stamp, (tracked, volatile))
+        return tracked, volatile
 
     # ------------------------------------------------------------------ #
     # state and patches
