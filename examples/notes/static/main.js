@@ -25,7 +25,9 @@ function render() {
       remove.textContent = "×";
       // A local edit: the store sends it as a JSON Patch (remove /notes/i).
       remove.onclick = () => notes.update((s) => ({ ...s, notes: s.notes.filter((_, j) => j !== i) }));
-      li.append(text, remove);
+      const span = document.createElement("span");
+      span.textContent = text;
+      li.append(span, remove);
       return li;
     }),
   );
