@@ -1,0 +1,107 @@
+"""Servers of the end-to-end benchmark: ours (ws-sync's `sync_endpoint`) and a
+bare WebSocket echo (the floor), both Starlette on uvicorn.
+
+    python -m benchmarks.e2e_server {ours|echo} PORT ITEMS [--trace]
+
+Ours: every connection gets a fresh session (``user_sessions=False``) holding a
+`BenchState` with ITEMS dict items; the client's ``_ACTION:BENCH {type: INC}``
+changes one field of one item and syncs (one ``_PATCH:BENCH`` back). With
+``--trace``, tracemalloc runs and ``GET /mem`` reports the server's memory.
+"""
+
+from __future__ import annotations
+
+import gc
+import sys
+import tracemalloc
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+# Rate limiting stays on (its cost is part of the path) but high enough that a
+# closed-loop benchmark client is never throttled.
+BENCH_LIMITS: dict[str, Any] = {"rate": 1e9, "burst": 10**9}
+
+
+def rss() -> int:
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+async def mem(request: Request) -> JSONResponse:
+    gc.collect()
+    traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
+    return JSONResponse({"traced": traced, "rss": rss()})
+
+
+def ours_app(items: int) -> Starlette:
+    from ws_sync import Limits, remote_action, sync_all, sync_endpoint
+
+    class BenchState:
+        @sync_all("BENCH")
+        def __init__(self) -> None:
+            self.items = [
+                {"id": i, "name": f"item {i}", "value": 0, "done": False} for i in range(items)
+            ]
+            self._k = 0
+
+        @remote_action("INC")
+        async def inc(self) -> None:
+            self.items[self._k]["value"] += 1
+            self._k = (self._k + 1) % len(self.items)
+            await self.sync()  # type: ignore[attr-defined]
+
+    route = sync_endpoint(
+        BenchState,
+        path="/ws",
+        user_sessions=False,
+        allowed_origins=["*"],
+        limits=Limits(**BENCH_LIMITS),
+    )
+    return Starlette(routes=[route, Route("/mem", mem)])
+
+
+def echo_app() -> Starlette:
+    async def echo(ws: WebSocket) -> None:
+        await ws.accept()
+        try:
+            while True:
+                text = await ws.receive_text()
+                await ws.send_text(text)
+        except WebSocketDisconnect:
+            pass
+
+    return Starlette(routes=[WebSocketRoute("/ws", echo), Route("/mem", mem)])
+
+
+def serve(app: Starlette, port: int) -> None:
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        lifespan="off",
+        ws_max_size=64 << 20,
+        access_log=False,
+    )
+    uvicorn.Server(config).run()
+
+
+def main() -> None:
+    kind, port, items = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    if "--trace" in sys.argv:
+        tracemalloc.start()
+    app = ours_app(items) if kind == "ours" else echo_app()
+    serve(app, port)
+
+
+if __name__ == "__main__":
+    main()
