@@ -35,8 +35,9 @@ What each connection gets:
 
 from __future__ import annotations
 
+import asyncio
 import inspect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,8 @@ def sync_endpoint(
             try:
                 await session.handle_connection(conn)
             finally:
-                await session.close()
+                # shielded: a cancelled endpoint (server shutdown) still ends the session
+                await asyncio.shield(_background(session.close()))
             return
         try:
             ids = await handshake(conn)
@@ -129,6 +131,17 @@ async def new_session(factory: Callable[[], Any], limits: Limits | None = None) 
             made = await made
     session.keep(made)
     return session
+
+
+_pending: set[asyncio.Task[Any]] = set()
+
+
+def _background(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    """A task that runs to the end even if its awaiter is cancelled."""
+    task = asyncio.ensure_future(coro)
+    _pending.add(task)
+    task.add_done_callback(_pending.discard)
+    return task
 
 
 def client_route(path: str = "/ws-sync", *, name: str = "ws-sync") -> Mount:
