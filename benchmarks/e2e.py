@@ -74,7 +74,7 @@ class Server:
 
     @property
     def initial(self) -> str | None:
-        return None if self.kind == "echo" else "_SET:BENCH"
+        return None if self.kind in ("echo", "bare") else "_SET:BENCH"
 
     @property
     def reply(self) -> str:

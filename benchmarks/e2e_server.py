@@ -1,11 +1,12 @@
 """Servers of the end-to-end benchmark: ours (ws-sync's `sync_endpoint`) and a
 bare WebSocket echo (the floor), both Starlette on uvicorn.
 
-    python -m benchmarks.e2e_server {ours|echo} PORT ITEMS [--trace]
+    python -m benchmarks.e2e_server {ours|bare|echo} PORT ITEMS [--trace]
 
 Ours: every connection gets a fresh session (``user_sessions=False``) holding a
 `BenchState` with ITEMS dict items; the client's ``_ACTION:BENCH {type: INC}``
 changes one field of one item and syncs (one ``_PATCH:BENCH`` back). With
+`bare` is our endpoint with sessions that hold no object. With
 ``--trace``, tracemalloc runs and ``GET /mem`` reports the server's memory.
 """
 
@@ -69,6 +70,20 @@ def ours_app(items: int) -> Starlette:
     return Starlette(routes=[route, Route("/mem", mem)])
 
 
+def bare_app() -> Starlette:
+    """Our endpoint with sessions that hold no object: the cost of a session alone."""
+    from ws_sync import Limits, sync_endpoint
+
+    route = sync_endpoint(
+        lambda: None,
+        path="/ws",
+        user_sessions=False,
+        allowed_origins=["*"],
+        limits=Limits(**BENCH_LIMITS),
+    )
+    return Starlette(routes=[route, Route("/mem", mem)])
+
+
 def echo_app() -> Starlette:
     async def echo(ws: WebSocket) -> None:
         await ws.accept()
@@ -99,7 +114,7 @@ def main() -> None:
     kind, port, items = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     if "--trace" in sys.argv:
         tracemalloc.start()
-    app = ours_app(items) if kind == "ours" else echo_app()
+    app = {"ours": lambda: ours_app(items), "bare": bare_app, "echo": echo_app}[kind]()
     serve(app, port)
 
 

@@ -286,7 +286,7 @@ def run(cfg: Config, progress: Progress) -> SectionResult:
             growth(cycles, one_cycle_no_close, warmup),
         )
     )
-    session_part = sessions.memory_part(cfg, progress, cycles, warmup, growth)
+    session_part = sessions.memory_part(cfg, progress, cycles, warmup, growth, one_cycle_no_close)
     cycle_runs += session_part["cycles"]
     for name, g in cycle_runs:
         progress(
