@@ -23,7 +23,7 @@ import contextlib
 import logging
 import weakref
 from collections.abc import Callable
-from contextvars import Token
+from contextvars import ContextVar, Token
 from typing import Any
 
 from starlette.websockets import WebSocket
@@ -37,6 +37,9 @@ from .limits import Limits
 from .sync import Sync, ToastType
 
 __all__ = ["Session", "SessionState", "session_context"]
+
+_entered: ContextVar[tuple[Token[Any], ...]] = ContextVar("ws_sync_entered", default=())
+"""Tokens of the `with session:` blocks open in this context, innermost last."""
 
 TAKEOVER_MESSAGE = (
     "Seems like you're logged in somewhere else. If this is a mistake, please refresh the page."
@@ -76,7 +79,6 @@ class Session:
         self.closed = False
         self._conn: Connection | None = None
         self._lock = asyncio.Lock()
-        self._tokens: list[Token[Any]] = []
         self._kept: list[Any] = []
         self._runs: set[tasks.TaskRun] = set()
         session_context.set(self)  # objects built next in this task belong to it
@@ -85,11 +87,14 @@ class Session:
     # context
 
     def __enter__(self) -> Session:
-        self._tokens.append(session_context.set(self))
+        token = session_context.set(self)
+        _entered.set((*_entered.get(), token))  # per task: connections run concurrently
         return self
 
     def __exit__(self, *exc: object) -> None:
-        session_context.reset(self._tokens.pop())
+        *outer, token = _entered.get()
+        _entered.set(tuple(outer))
+        session_context.reset(token)
 
     # ------------------------------------------------------------------ #
     # synced objects (called by the core's Sync)
