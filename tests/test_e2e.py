@@ -174,6 +174,12 @@ def test_notes_typing_reaches_the_server_and_server_changes_reach_the_page(
     expect(page.locator("#notes li span")).to_have_text(["Eggs", "Bread"])
     expect(page.locator("#summary")).to_have_text("2 note(s) · 9 characters")
 
+    # A reload keeps the session (its id is in sessionStorage): same notes.
+    page.reload()
+    expect(page.locator("#status")).to_have_text("live")
+    expect(page.locator("#notes li span")).to_have_text(["Eggs", "Bread"])
+    assert notes_of(notes_server, page) is notes
+
     # Another browser (another user session) has notes of its own.
     other = pages.open(notes_server.url)
     expect(other.locator("#title")).to_have_value("My Notes")
@@ -278,6 +284,15 @@ def test_board_is_shared_live_between_two_windows(board_server: LiveServer, page
     b.fill(f'.card[data-id="{new_id}"] textarea', "Write the release notes for 0.7")
     expect(card(a, new_id).locator("textarea")).to_have_value("Write the release notes for 0.7")
     assert board_server.call(lambda: board.cards[-1].text) == "Write the release notes for 0.7"
+
+    # An edit the model refuses (text: max 280 characters, past the textarea's
+    # maxlength by script) is undone in B by the server's _SET, never seen in A.
+    card(b, new_id).locator("textarea").evaluate(
+        "el => { el.value = 'x'.repeat(300); el.dispatchEvent(new Event('input')); }"
+    )
+    expect(card(b, new_id).locator("textarea")).to_have_value("Write the release notes for 0.7")
+    assert board_server.call(lambda: board.cards[-1].text) == "Write the release notes for 0.7"
+    expect(card(a, new_id).locator("textarea")).to_have_value("Write the release notes for 0.7")
 
     # Moving is a direct edit too: /cards/<i>/column, validated as a Column.
     card(a, new_id).locator('[title="Move right"]').click()
