@@ -238,6 +238,7 @@ def test_notes_page_reconnects_after_a_server_restart_and_resumes_its_session(
         await notes.sync()  # nobody is connected: sends nothing, loses nothing
 
     notes_server.call(edit_while_down)
+    page.fill("#title", "Typed while offline")  # queued by the page, sent after the _SET
     notes_server.start()
 
     # Reconnected by itself (backoff), same user session, state sent whole.
@@ -245,6 +246,8 @@ def test_notes_page_reconnects_after_a_server_restart_and_resumes_its_session(
     expect(page.locator("#notes li span")).to_have_text(
         ["Before the restart", "Added while the page was away"]
     )
+    wait_until(lambda: notes_server.call(lambda: notes.title) == "Typed while offline")
+    expect(page.locator("#title")).to_have_value("Typed while offline")
     assert len(notes_server.app.state.sessions) == 1
     assert notes_of(notes_server, page) is notes
     add_note(page, "After the restart")
