@@ -484,3 +484,16 @@ async def test_session_state_hooks_may_be_plain_functions():
     session = Session(state=Plain())
     await session.close()
     assert len(seen) == 1 and seen[0] != threading.current_thread().name
+
+
+async def test_a_late_subscriber_gets_pending_changes_in_its_set_only():
+    first, late = Session(), Session()
+    stubs = [StubConnection(), StubConnection()]
+    first._conn, late._conn = stubs  # type: ignore[assignment]
+    with first:
+        notes = Notes()
+    notes.notes.append("pending")  # not synced yet
+    late.attach(notes)
+    assert [f[:17] for f in stubs[0].frames] == ['{"type":"_SET:NOT', '{"type":"_PATCH:N']
+    assert len(stubs[1].frames) == 1
+    assert '"notes":["pending"]' in stubs[1].frames[0]

@@ -105,6 +105,7 @@ class Session:
             self.logger.warning("session: key %r registered twice; the newer object wins", sync.key)
         self.syncs[sync.key] = sync
         if sync.send_on_init and self.is_connected:
+            sync.flush(exclude=self)  # pending changes are in the _SET for us
             self.send_frame(sync.set_frame())
 
     def unregister(self, sync: Sync) -> None:
@@ -203,10 +204,12 @@ class Session:
                 self._conn = None
                 old.close_soon(message=TAKEOVER_MESSAGE)
                 await self._hook("on_disconnect")
+            # Made while not connected: changes pending from before go to the
+            # other subscribers only; this client gets them inside the _SET.
+            frames = [s.set_frame() for s in list(self.syncs.values()) if s.send_on_init]
             self._conn = conn
-            for sync in list(self.syncs.values()):
-                if sync.send_on_init:
-                    conn.push(sync.set_frame())
+            for frame in frames:
+                conn.push(frame)
             await self._hook("on_connect")
 
     async def handle_connection(self, ws: WebSocket | Connection | None = None) -> None:

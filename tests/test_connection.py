@@ -1,0 +1,266 @@
+"""Connection: the bounded outbound queue and its writer, closing, and the
+inbound limits (frame size, JSON depth, rate)."""
+
+import asyncio
+import json
+import threading
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from starlette.websockets import WebSocketState
+
+from ws_sync.connection import Connection, FrameRejected
+from ws_sync.limits import Limits, TokenBucket, too_deep
+
+
+class FakeWebSocket:
+    """The parts of a Starlette WebSocket a Connection uses. `stalled` holds
+    every send until it is set: a client that stops reading."""
+
+    def __init__(self) -> None:
+        self.scope: dict[str, Any] = {}
+        self.application_state = WebSocketState.CONNECTED
+        self.sent: list[Any] = []
+        self.closed_with: tuple[int, str] | None = None
+        self.stalled = asyncio.Event()
+        self.stalled.set()
+        self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self.first_send = asyncio.Event()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        self.first_send.set()
+        await self.stalled.wait()
+        self.sent.append(message.get("text", message.get("bytes")))
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.stalled.wait()
+        self.application_state = WebSocketState.DISCONNECTED
+        self.closed_with = (code, reason)
+
+    async def receive(self) -> dict[str, Any]:
+        return await self.inbox.get()
+
+
+def connection(**limits: Any) -> tuple[Connection, FakeWebSocket]:
+    ws = FakeWebSocket()
+    conn = Connection(ws, Limits(**limits))  # type: ignore[arg-type]
+    conn.start()
+    return conn, ws
+
+
+async def drained(conn: Connection, ws: FakeWebSocket, count: int) -> list[Any]:
+    async with asyncio.timeout(5):
+        while len(ws.sent) < count:
+            await asyncio.sleep(0)
+    return ws.sent
+
+
+# --------------------------------------------------------------------------- #
+# outbound
+
+
+async def test_frames_go_out_in_order():
+    conn, ws = connection()
+    for i in range(5):
+        assert conn.push(f"t{i}")
+    assert conn.push_many(["meta", b"bytes"])
+    assert await drained(conn, ws, 7) == ["t0", "t1", "t2", "t3", "t4", "meta", b"bytes"]
+    assert conn.queued == (0, 0)
+
+
+async def test_too_many_queued_frames_disconnect_a_slow_client():
+    conn, ws = connection(outbound_frames=10, outbound_bytes=10_000, close_timeout=5)
+    ws.stalled.clear()
+    assert conn.push("first")
+    await ws.first_send.wait()  # the writer holds "first" in a send that does not finish
+    for i in range(10):
+        assert conn.push(f"f{i}")
+    assert conn.queued == (10, 20)
+    assert not conn.push("one too many")
+    assert conn.closing and conn.close_code == 1013
+    assert conn.queued == (0, 0)  # memory is released at once
+    assert not conn.push("after")
+    ws.stalled.set()  # the close frame can go out once the client reads again
+    async with asyncio.timeout(5):
+        await conn.wait_closed()
+    assert ws.closed_with == (1013, "too slow")
+    assert ws.sent == []  # the cancelled send never completed
+
+
+async def test_too_many_queued_bytes_disconnect_a_slow_client():
+    conn, ws = connection(outbound_frames=1000, outbound_bytes=100, close_timeout=0.05)
+    ws.stalled.clear()
+    conn.push("x")
+    await ws.first_send.wait()
+    assert conn.push("a" * 60)
+    assert not conn.push_many(["b" * 30, b"c" * 30])  # all or nothing
+    assert conn.closing and conn.close_code == 1013
+    async with asyncio.timeout(5):
+        await conn.wait_closed()  # close frame never taken: gives up after close_timeout
+    assert ws.closed_with is None
+
+
+async def test_a_stalled_send_disconnects_after_the_send_timeout():
+    conn, ws = connection(send_timeout=0.05, close_timeout=0.05)
+    ws.stalled.clear()
+    conn.push("stuck")
+    async with asyncio.timeout(5):
+        await conn.wait_closed()
+    assert conn.close_code == 1013
+
+
+async def test_push_from_another_thread_is_handed_to_the_loop():
+    conn, ws = connection()
+    thread = threading.Thread(target=lambda: conn.push_many(["a", "b"]) and conn.push("c"))
+    thread.start()
+    thread.join()
+    assert await drained(conn, ws, 3) == ["a", "b", "c"]
+
+
+async def test_close_sends_what_is_queued_then_disconnect_then_closes():
+    conn, ws = connection()
+    conn.push("last words")
+    await conn.close(1000, message="bye")
+    assert ws.sent == [
+        "last words",
+        json.dumps({"type": "_DISCONNECT", "data": "bye"}, separators=(",", ":")),
+    ]
+    assert ws.closed_with == (1000, "")
+    assert not conn.push("late")
+
+
+async def test_close_of_a_client_that_reads_nothing_is_bounded():
+    conn, ws = connection(close_timeout=0.05)
+    ws.stalled.clear()
+    conn.push("never read")
+    async with asyncio.timeout(5):
+        await conn.close(message="bye")
+    assert conn.closing and ws.closed_with is None
+
+
+# --------------------------------------------------------------------------- #
+# inbound
+
+
+async def test_receive_returns_frames_and_none_at_disconnect():
+    conn, ws = connection()
+    await ws.inbox.put({"type": "websocket.receive", "text": "hello"})
+    await ws.inbox.put({"type": "websocket.receive", "bytes": b"\x00"})
+    await ws.inbox.put({"type": "websocket.disconnect", "code": 1000})
+    assert await conn.receive() == "hello"
+    assert await conn.receive() == b"\x00"
+    assert await conn.receive() is None
+    assert conn.closing
+    assert await conn.receive() is None
+
+
+async def test_frames_put_back_are_received_first():
+    conn, ws = connection()
+    await ws.inbox.put({"type": "websocket.receive", "text": "later"})
+    conn.unread(["a", b"b"])
+    assert [await conn.receive() for _ in range(3)] == ["a", b"b", "later"]
+
+
+async def test_oversized_frames_are_rejected():
+    conn, ws = connection(max_frame_size=4)
+    await ws.inbox.put({"type": "websocket.receive", "text": "12345"})
+    await ws.inbox.put({"type": "websocket.receive", "bytes": b"12345"})
+    await ws.inbox.put({"type": "websocket.receive", "text": "1234"})
+    for _ in range(2):
+        with pytest.raises(FrameRejected, match="larger than 4"):
+            await conn.receive()
+    assert await conn.receive() == "1234"
+
+
+async def test_rate_limit_rejects_frames_over_the_burst():
+    conn, ws = connection(rate=0.0001, burst=2)
+    for i in range(3):
+        await ws.inbox.put({"type": "websocket.receive", "text": str(i)})
+    assert await conn.receive() == "0"
+    assert await conn.receive() == "1"
+    with pytest.raises(FrameRejected, match="rate limit"):
+        await conn.receive()
+
+
+async def test_abort_wakes_a_reader_blocked_in_receive():
+    conn, _ = connection(close_timeout=0.05)
+
+    async def reader() -> Any:
+        conn.bind_reader()
+        return await conn.receive()
+
+    task = asyncio.create_task(reader())
+    async with asyncio.timeout(5):
+        while not conn._receiving:
+            await asyncio.sleep(0)
+    conn.abort(1013, "too slow")
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert conn.reader_cancelled
+
+
+def test_token_bucket_refills_at_its_rate(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr("ws_sync.limits.time.monotonic", lambda: now[0])
+    bucket = TokenBucket(rate=2.0, burst=3)
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    now[0] += 0.5  # one token back
+    assert [bucket.take() for _ in range(2)] == [True, False]
+    now[0] += 100  # never more than the burst
+    assert sum(bucket.take() for _ in range(10)) == 3
+    assert all(TokenBucket(None, 1).take() for _ in range(1000))
+
+
+# --------------------------------------------------------------------------- #
+# JSON depth
+
+
+@pytest.mark.parametrize(
+    ("text", "depth"),
+    [
+        ("{}", 1),
+        ('{"a": [1, {"b": []}]}', 4),
+        ('"[[[[[[[[["', 0),  # brackets inside a string do not count
+        ('["\\"[[[[[[", [[1]]]', 3),  # nor after an escaped quote
+        ('{"k\\\\": [[[]]]}', 4),  # an escaped backslash ends before the quote
+    ],
+)
+def test_too_deep_counts_structure_only(text, depth):
+    assert not too_deep(text, depth)
+    assert too_deep(text, depth - 1) == (depth > 0)
+
+
+json_trees = st.recursive(
+    st.none() | st.integers() | st.text(alphabet='[]{}"\\ab', max_size=6),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(alphabet='[]{}"\\ab', max_size=4), inner, max_size=3)
+    ),
+    max_leaves=20,
+)
+
+
+def depth_of(value: Any) -> int:
+    if isinstance(value, list):
+        return 1 + max((depth_of(v) for v in value), default=0)
+    if isinstance(value, dict):
+        return 1 + max((depth_of(v) for v in value.values()), default=0)
+    return 0
+
+
+@given(json_trees, st.integers(min_value=0, max_value=8))
+def test_too_deep_agrees_with_the_parsed_depth(tree, limit):
+    assert too_deep(json.dumps(tree), limit) == (depth_of(tree) > limit)
+
+
+def test_too_deep_is_fast_on_huge_input():
+    import time
+
+    text = "[" * 500_000 + "]" * 500_000
+    start = time.perf_counter()
+    assert too_deep(text, 64)
+    flat = json.dumps(["x" * 100] * 10_000)
+    assert not too_deep(flat, 64)
+    assert time.perf_counter() - start < 2.0
