@@ -5,7 +5,7 @@ from typing import Any
 
 import pytest
 from fastapi import FastAPI
-from session_helpers import Counter, Notes, Recorder, exchange, recv, send
+from session_helpers import Counter, Notes, Recorder, exchange, recv, recv_raw, send
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
@@ -142,3 +142,26 @@ def test_client_route_serves_every_packaged_file_and_nothing_else():
                 assert response.content == path.read_bytes()
         assert tc.get("/static-client/nope.js").status_code == 404
         assert tc.get("/static-client/../endpoint.py").status_code == 404
+
+
+@pytest.mark.parametrize("user_sessions", [False, True])
+def test_a_failing_factory_is_logged_and_the_client_told(user_sessions, caplog):
+    def factory() -> Any:
+        raise RuntimeError("database down: secret details")
+
+    app = Starlette(routes=[sync_endpoint(factory, user_sessions=user_sessions)])
+    with TestClient(app) as tc, tc.websocket_connect("/ws") as ws:
+        if user_sessions:
+            recv(ws)
+            send(ws, "_USER_SESSION", {"user": "u", "session": "s"})
+        frame = recv(ws)
+        assert frame == {
+            "type": "_ERROR",
+            "data": {
+                "event": "_INVALID",
+                "message": "the server could not open a session",
+                "errors": [],
+            },
+        }
+        assert recv_raw(ws) == {"type": "websocket.close", "code": 1011, "reason": "internal error"}
+    assert "session factory failed" in caplog.text and "secret details" in caplog.text

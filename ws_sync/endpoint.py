@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import logging
 from collections.abc import Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
@@ -49,11 +50,14 @@ from . import wire
 from .connection import CLOSE_POLICY, CLOSE_TOO_SLOW, Connection
 from .limits import Limits
 from .origin import origin_allowed
-from .protocol import error_frame
+from .protocol import INVALID, error_frame
 from .registry import HandshakeError, RegistryFull, SessionRegistry, handshake, reject
 from .session import Session
 
 STATIC_DIR = Path(__file__).parent / "static"
+CLOSE_INTERNAL = 1011
+
+logger = logging.getLogger("ws_sync")
 
 
 def sync_endpoint(
@@ -85,7 +89,11 @@ def sync_endpoint(
         registry = None
 
     async def create() -> Session:
-        return await new_session(factory, limits)
+        try:
+            return await new_session(factory, limits)
+        except Exception as e:
+            logger.exception("sync_endpoint: the session factory failed")
+            raise FactoryError from e
 
     async def endpoint(ws: WebSocket) -> None:
         if not origin_allowed(ws, origins):
@@ -95,7 +103,11 @@ def sync_endpoint(
         await conn.accept()
         conn.start()
         if registry is None:
-            session = await create()
+            try:
+                session = await create()
+            except FactoryError:
+                await _fail(conn)
+                return
             try:
                 await session.handle_connection(conn)
             finally:
@@ -111,6 +123,9 @@ def sync_endpoint(
         except RegistryFull as e:
             conn.push(error_frame(wire.USER_SESSION, str(e)))
             await conn.close(CLOSE_TOO_SLOW, "server full")
+            return
+        except FactoryError:
+            await _fail(conn)
             return
         try:
             await session.handle_connection(conn)
@@ -131,6 +146,15 @@ async def new_session(factory: Callable[[], Any], limits: Limits | None = None) 
             made = await made
     session.keep(made)
     return session
+
+
+class FactoryError(Exception):
+    """The session factory raised (logged); the client learns nothing more."""
+
+
+async def _fail(conn: Connection) -> None:
+    conn.push(error_frame(INVALID, "the server could not open a session"))
+    await conn.close(CLOSE_INTERNAL, "internal error")
 
 
 _pending: set[asyncio.Task[Any]] = set()
