@@ -7,10 +7,11 @@ import threading
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 from session_helpers import Notes, error, exchange, make_app, recv, send
 from starlette.testclient import TestClient, WebSocketTestSession
 
-from ws_sync import remote_action, remote_task, remote_task_cancel, sync_only
+from ws_sync import remote_action, remote_task, remote_task_cancel, sync_all, sync_only
 
 
 class Jobs:
@@ -301,3 +302,73 @@ def test_task_keys_are_per_object_and_shared_objects_share_them():
             send(b, "_TASK_CANCEL:JOBS", {"type": "FOREVER"})
             assert until(a, "_TASK_DONE:JOBS")[-1] == done("FOREVER", "cancelled")
             assert until(b, "_TASK_DONE:JOBS")[-1] == done("FOREVER", "cancelled")
+
+
+# --------------------------------------------------------------------------- #
+# the README's "Actions and Tasks" example, as written, over the wire
+
+
+class Task(BaseModel):
+    title: str
+    done: bool = False
+
+
+class TaskManager(BaseModel):
+    tasks: list[Task] = []
+
+    @sync_all("TASKS")
+    def model_post_init(self, __context):
+        pass
+
+    @remote_action("CREATE_TASK")
+    async def create_task(self, task_data: Task):
+        # Validates task_data against Task model
+        self.tasks.append(task_data)
+        await self.sync()
+
+    @remote_task("PROCESS_BATCH")
+    async def process_batch(self, items: list[str]):
+        for item in items:
+            # Long-running, cancellable operation
+            await asyncio.sleep(1)
+            yield f"Processed {item}"
+
+
+def test_readme_actions_and_tasks_example():
+    app, sessions = make_app(TaskManager)
+    with TestClient(app) as tc, tc.websocket_connect("/ws") as ws:
+        assert recv(ws) == {"type": "_SET:TASKS", "data": {"tasks": []}}
+        added = {"title": "write docs", "done": False}
+        assert exchange(
+            ws, "_ACTION:TASKS", {"type": "CREATE_TASK", "task_data": {"title": "write docs"}}
+        ) == [{"type": "_PATCH:TASKS", "data": [{"op": "add", "path": "/tasks/0", "value": added}]}]
+        # the React client's createTask({title}) sends the members of the object
+        assert exchange(
+            ws, "_ACTION:TASKS", {"type": "CREATE_TASK", "title": "ship", "done": True}
+        ) == [
+            {
+                "type": "_PATCH:TASKS",
+                "data": [
+                    {"op": "add", "path": "/tasks/1", "value": {"title": "ship", "done": True}}
+                ],
+            }
+        ]
+        frames = exchange(
+            ws, "_ACTION:TASKS", {"type": "CREATE_TASK", "task_data": {"done": "maybe"}}
+        )
+        assert [e["loc"] for e in frames[0]["data"]["errors"]] == [
+            ["task_data", "title"],
+            ["task_data", "done"],
+        ]
+        assert len(sessions.last().objects["TASKS"].tasks) == 2
+
+        send(ws, "_TASK_START:TASKS", {"type": "PROCESS_BATCH", "items": ["a", "b", "c"]})
+        assert recv(ws) == {
+            "type": "_TASK_PROGRESS:TASKS",
+            "data": {"type": "PROCESS_BATCH", "value": "Processed a"},
+        }
+        send(ws, "_TASK_CANCEL:TASKS", {"type": "PROCESS_BATCH"})
+        assert recv(ws) == {
+            "type": "_TASK_DONE:TASKS",
+            "data": {"type": "PROCESS_BATCH", "status": "cancelled"},
+        }
