@@ -264,3 +264,10 @@ def test_too_deep_is_fast_on_huge_input():
     flat = json.dumps(["x" * 100] * 10_000)
     assert not too_deep(flat, 64)
     assert time.perf_counter() - start < 2.0
+
+
+async def test_a_frame_larger_than_the_budget_still_goes_out_alone():
+    conn, ws = connection(outbound_bytes=10)
+    assert conn.push("x" * 100)  # an empty queue takes it
+    assert await drained(conn, ws, 1) == ["x" * 100]
+    assert not conn.closing

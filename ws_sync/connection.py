@@ -103,10 +103,6 @@ class Connection:
         """Mark the current task as the one receiving, so a close can wake it."""
         self._reader = asyncio.current_task()
 
-    @property
-    def is_open(self) -> bool:
-        return not self.closing
-
     async def close(
         self, code: int = 1000, reason: str = "", *, message: str | None = None
     ) -> None:
@@ -213,8 +209,10 @@ class Connection:
         return True
 
     def _fits(self, size: int, count: int) -> bool:
+        """Within the budget; an empty queue takes anything, so that a frame
+        larger than the budget (a big `_SET`) can still be sent."""
         limits = self.limits
-        if (
+        if self._queue and (
             len(self._queue) + count > limits.outbound_frames
             or self._queued + size > limits.outbound_bytes
         ):

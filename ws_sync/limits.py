@@ -32,9 +32,9 @@ class Limits:
     """Sustained inbound frames per second."""
     burst: int = 400
     """Frames a client may send at once before `rate` applies."""
-    outbound_frames: int = 4096
+    outbound_frames: int = 2048
     """Frames queued for one client before it counts as too slow."""
-    outbound_bytes: int = 32 << 20
+    outbound_bytes: int = 8 << 20
     """Characters and bytes queued for one client before it counts as too slow."""
     send_timeout: float = 15.0
     """Seconds one frame may take to go out before the client counts as stalled."""

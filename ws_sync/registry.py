@@ -132,9 +132,9 @@ class SessionRegistry:
 
     ttl: float = 3600.0
     max_sessions: int = 10_000
-    _entries: dict[Ids, _Entry] = field(default_factory=dict)
-    _creating: dict[Ids, asyncio.Future[Session]] = field(default_factory=dict)
-    _closing: set[asyncio.Task[None]] = field(default_factory=set)
+    _entries: dict[Ids, _Entry] = field(default_factory=dict, init=False, repr=False)
+    _creating: dict[Ids, asyncio.Future[Session]] = field(default_factory=dict, init=False)
+    _closing: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     def __len__(self) -> int:
         return len(self._entries)
