@@ -28,11 +28,14 @@ class FakeWebSocket:
         self.stalled.set()
         self.inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
         self.first_send = asyncio.Event()
+        self.progress = asyncio.Event()
+        self.receiving = asyncio.Event()
 
     async def send(self, message: dict[str, Any]) -> None:
         self.first_send.set()
         await self.stalled.wait()
         self.sent.append(message.get("text", message.get("bytes")))
+        self.progress.set()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
         await self.stalled.wait()
@@ -40,6 +43,7 @@ class FakeWebSocket:
         self.closed_with = (code, reason)
 
     async def receive(self) -> dict[str, Any]:
+        self.receiving.set()
         return await self.inbox.get()
 
 
@@ -53,7 +57,8 @@ def connection(**limits: Any) -> tuple[Connection, FakeWebSocket]:
 async def drained(conn: Connection, ws: FakeWebSocket, count: int) -> list[Any]:
     async with asyncio.timeout(5):
         while len(ws.sent) < count:
-            await asyncio.sleep(0)
+            ws.progress.clear()
+            await ws.progress.wait()
     return ws.sent
 
 
@@ -185,7 +190,7 @@ async def test_rate_limit_rejects_frames_over_the_burst():
 
 
 async def test_abort_wakes_a_reader_blocked_in_receive():
-    conn, _ = connection(close_timeout=0.05)
+    conn, ws = connection(close_timeout=0.05)
 
     async def reader() -> Any:
         conn.bind_reader()
@@ -193,8 +198,7 @@ async def test_abort_wakes_a_reader_blocked_in_receive():
 
     task = asyncio.create_task(reader())
     async with asyncio.timeout(5):
-        while not conn._receiving:
-            await asyncio.sleep(0)
+        await ws.receiving.wait()
     conn.abort(1013, "too slow")
     with pytest.raises(asyncio.CancelledError):
         await task

@@ -215,19 +215,22 @@ def test_tasks_run_on_while_the_client_is_away():
 async def test_concurrent_opens_of_one_id_make_one_session():
     registry = SessionRegistry()
     made: list[Session] = []
-    gate = asyncio.Event()
+    entered, gate = asyncio.Event(), asyncio.Event()
 
     async def create() -> Session:
+        entered.set()
         await gate.wait()
         made.append(Session())
         return made[-1]
 
+    async def open_gate() -> None:
+        gate.set()
+
     first = asyncio.create_task(registry.open(("u", "s"), create))
-    second = asyncio.create_task(registry.open(("u", "s"), create))
-    await asyncio.sleep(0)
-    gate.set()
-    a, b = await asyncio.gather(first, second)
-    assert a is b and made == [a] and len(registry) == 1
+    await entered.wait()  # the first open is making the session
+    # tasks start in order: the second open waits for the first before the gate opens
+    second, _ = await asyncio.gather(registry.open(("u", "s"), create), open_gate())
+    assert await first is second and made == [second] and len(registry) == 1
 
 
 async def test_resuming_cancels_the_expiry():
