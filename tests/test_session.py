@@ -497,3 +497,31 @@ async def test_a_late_subscriber_gets_pending_changes_in_its_set_only():
     assert [f[:17] for f in stubs[0].frames] == ['{"type":"_SET:NOT', '{"type":"_PATCH:N']
     assert len(stubs[1].frames) == 1
     assert '"notes":["pending"]' in stubs[1].frames[0]
+
+
+def test_accepted_client_writes_change_the_state_and_echo_only_normalization():
+    async def endpoint(ws: WebSocket) -> None:
+        session = Session()
+        holder.append(Notes())
+        await session.handle_connection(ws)
+
+    holder: list[Notes] = []
+    app = Starlette(routes=[WebSocketRoute("/ws", endpoint)])
+    with TestClient(app) as tc, tc.websocket_connect("/ws") as ws:
+        recv(ws)
+        # the client already shows what it set: nothing comes back but derived values
+        assert exchange(ws, "_SET:NOTES", {"title": "set", "notes": ["a", "bc"]}) == [
+            {"type": "_PATCH:NOTES", "data": [{"op": "add", "path": "/total_length", "value": 3}]}
+        ]
+        # a value the server coerced comes back as the server has it
+        ops = [{"op": "add", "path": "/items/-", "value": {"name": "pen", "qty": "2"}}]
+        assert exchange(ws, "_PATCH:NOTES", ops) == [
+            {
+                "type": "_PATCH:NOTES",
+                "data": [{"op": "add", "path": "/items/0", "value": {"name": "pen", "qty": 2}}],
+            }
+        ]
+        notes = holder[0]
+        assert notes.title == "set" and notes.notes == ["a", "bc"]
+        assert notes.items[0].qty == 2
+        assert exchange(ws, "_GET:NOTES") == [{"type": "_SET:NOTES", "data": notes.sync.state()}]
