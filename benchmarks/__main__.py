@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 from .common import BENCH_DIR, Config, Progress, SectionResult
-from .report import print_summary, write_section, write_summary
+from .report import print_summary, update_readme, write_section, write_summary
 
 SECTIONS = ["sync_cost", "mutation_mix", "tracking_tax", "e2e", "fanout", "memory"]
 ALIASES = {str(i + 1): name for i, name in enumerate(SECTIONS)}
@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
         write_section(cfg, result)
         results.append(result)
         sub(f"done in {result.seconds:.0f} s")
-        write_summary(cfg, results, SECTIONS)
+        summary = write_summary(cfg, results, SECTIONS)
+        if out.resolve() == (BENCH_DIR / "results").resolve() and not cfg.quick:
+            update_readme(BENCH_DIR / "README.md", summary)
     print_summary(results)
     total = time.monotonic() - cfg.started
     print(f"total {total:.0f} s; results in {out}")

@@ -10,11 +10,13 @@ Modes:
   Returns every round-trip time and the count.
 - ``idle``: `clients` connections that do nothing; reports the server's
   ``/mem`` before and after they connected.
+- ``fanout``: see `benchmarks/fanout_server.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 import time
@@ -70,9 +72,9 @@ async def load(args: dict[str, Any]) -> dict[str, Any]:
     return {"rtts": flat, "elapsed": elapsed, "trips": len(flat)}
 
 
-def _mem(url: str) -> dict[str, int]:
-    with urllib.request.urlopen(url, timeout=30) as r:
-        data: dict[str, int] = json.loads(r.read())
+def _mem(url: str) -> dict[str, Any]:
+    with urllib.request.urlopen(url, timeout=120) as r:
+        data: dict[str, Any] = json.loads(r.read())
         return data
 
 
@@ -90,9 +92,38 @@ async def idle(args: dict[str, Any]) -> dict[str, Any]:
     return {"before": before, "after": after, "closed": closed, "clients": len(socks)}
 
 
+async def fanout(args: dict[str, Any]) -> dict[str, Any]:
+    """`clients` connections to each of ours (/ws) and raw (/raw), all reading;
+    then `rounds` x (bump ours, bump raw), `reps` syncs each (see fanout_server)."""
+    base = args["base"]
+    ours = [await _open(f"ws://{base}/ws", "_SET:SHARED") for _ in range(args["clients"])]
+    raw = [await _open(f"ws://{base}/raw", None) for _ in range(args["clients"])]
+    received = [0]
+
+    async def read(ws: ClientConnection) -> None:
+        with contextlib.suppress(Exception):
+            async for _ in ws:
+                received[0] += 1
+
+    readers = [asyncio.create_task(read(ws)) for ws in ours + raw]
+    out: dict[str, list[float]] = {"ours": [], "raw": []}
+    for _ in range(args["rounds"]):
+        for mode in ("ours", "raw"):
+            url = f"http://{base}/bump?mode={mode}&k={args['reps']}"
+            res = await asyncio.to_thread(_mem, url)
+            assert res["subscribers"] == args["clients"], res["subscribers"]
+            out[mode] += res["times"]
+    for ws in ours + raw:
+        await ws.close()
+    for t in readers:
+        t.cancel()
+    return {**out, "received": received[0]}
+
+
 def main() -> None:
     args = json.loads(sys.argv[1])
-    result = asyncio.run(load(args) if args["mode"] == "load" else idle(args))
+    modes = {"load": load, "idle": idle, "fanout": fanout}
+    result = asyncio.run(modes[args["mode"]](args))
     print(json.dumps(result), flush=True)
 
 

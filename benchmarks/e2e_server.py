@@ -43,8 +43,9 @@ async def mem(request: Request) -> JSONResponse:
     return JSONResponse({"traced": traced, "rss": rss()})
 
 
-def ours_app(items: int) -> Starlette:
-    from ws_sync import Limits, remote_action, sync_all, sync_endpoint
+def bench_state(items: int) -> type:
+    """The synced class the clients drive: `INC` changes one field and syncs."""
+    from ws_sync import remote_action, sync_all
 
     class BenchState:
         @sync_all("BENCH")
@@ -60,8 +61,14 @@ def ours_app(items: int) -> Starlette:
             self._k = (self._k + 1) % len(self.items)
             await self.sync()  # type: ignore[attr-defined]
 
+    return BenchState
+
+
+def ours_app(items: int) -> Starlette:
+    from ws_sync import Limits, sync_endpoint
+
     route = sync_endpoint(
-        BenchState,
+        bench_state(items),
         path="/ws",
         user_sessions=False,
         allowed_origins=["*"],

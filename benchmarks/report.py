@@ -107,6 +107,27 @@ def write_summary(cfg: Config, results: list[SectionResult], order: list[str]) -
     return text
 
 
+README_START = "<!-- results:start -->"
+README_END = "<!-- results:end -->"
+
+
+def update_readme(readme: Path, summary: str) -> bool:
+    """Put the summary's tables between the README's results markers (a full
+    run into the committed results directory keeps the README's numbers true)."""
+    if not readme.exists():
+        return False
+    text = readme.read_text()
+    if README_START not in text or README_END not in text:
+        return False
+    body = summary.split("\n", 2)[2]  # drop the summary's own title
+    body = body.replace("](", "](results/").replace("](results/http", "](http")
+    body = body.replace("\n## ", "\n### ")
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(f"{head}{README_START}\n{body.strip()}\n{README_END}{tail}")
+    return True
+
+
 def _file_of(title: str, data: dict[str, Any]) -> str:
     for key, s in data["sections"].items():
         if s["title"] == title:
