@@ -170,7 +170,9 @@ def test_reconnect_gets_the_current_state_and_nothing_is_lost():
         with tc.websocket_connect("/ws") as ws:
             assert recv(ws) == {"type": "_SET:NOTES", "data": NOTES0}
             exchange(ws, "_ACTION:NOTES", {"type": "ADD_NOTE", "note": "one"})
+            assert p.session is not None and p.session.ws is not None
         assert p.session is not None and p.notes is not None
+        assert p.session.ws is None
         assert p.state.log == ["connect", "disconnect"]
         assert not p.session.is_connected
 

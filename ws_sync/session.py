@@ -138,6 +138,11 @@ class Session:
     def connection(self) -> Connection | None:
         return self._conn
 
+    @property
+    def ws(self) -> WebSocket | None:
+        """The current WebSocket, if connected."""
+        return self._conn.ws if self._conn is not None else None
+
     def send_frame(self, frame: str) -> None:
         """Queue one frame for the client; dropped when not connected."""
         conn = self._conn
