@@ -111,9 +111,20 @@ async def test_a_stalled_send_disconnects_after_the_send_timeout():
     conn, ws = connection(send_timeout=0.05, close_timeout=0.05)
     ws.stalled.clear()
     conn.push("stuck")
+    await ws.first_send.wait()
+    assert conn._watchdog is None  # one frame in flight, none waiting: nothing to watch
+    conn.push("waiting")
     async with asyncio.timeout(5):
         await conn.wait_closed()
-    assert conn.close_code == 1013
+    assert conn.close_code == 1013 and ws.sent == []
+
+
+async def test_a_slow_but_moving_client_is_not_cut_off():
+    conn, ws = connection(send_timeout=0.2)
+    for i in range(50):
+        conn.push(f"f{i}")
+    assert await drained(conn, ws, 50) == [f"f{i}" for i in range(50)]
+    assert not conn.closing
 
 
 async def test_push_from_another_thread_is_handed_to_the_loop():

@@ -2,8 +2,9 @@
 
 Syncs never await the network. `push` only enqueues; one writer task per
 connection sends the frames in order. A client that reads too slowly fills its
-own queue (or makes one send outlast `Limits.send_timeout`) and is closed with
-1013; it cannot hold up the syncs of anyone else, nor grow memory without bound.
+own queue (or keeps frames waiting behind one send for longer than
+`Limits.send_timeout`) and is closed with 1013; it cannot hold up the syncs of
+anyone else, nor grow memory without bound.
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ class Connection:
         self._bucket = TokenBucket(self.limits.rate, self.limits.burst)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
+        self._sending_since: float | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
         ws.scope[_SCOPE_KEY] = self
 
     @classmethod
@@ -150,6 +153,9 @@ class Connection:
 
     def _finish(self) -> None:
         """The socket is shut (or the client left): stop the writer and the reader."""
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         self.closing = True
         self._queue.clear()
         self._queued = 0
@@ -192,6 +198,8 @@ class Connection:
         if not self._fits(len(frame), 1):
             return False
         self._enqueue(frame)
+        if self._sending_since is not None:
+            self._watch()
         return True
 
     def push_many(self, frames: list[Frame]) -> bool:
@@ -206,6 +214,8 @@ class Connection:
             return False
         for frame in frames:
             self._enqueue(frame)
+        if self._sending_since is not None:
+            self._watch()
         return True
 
     def _fits(self, size: int, count: int) -> bool:
@@ -234,7 +244,7 @@ class Connection:
     async def _write(self) -> None:
         send = self.ws.send
         queue = self._queue
-        timeout = self.limits.send_timeout
+        clock = asyncio.get_running_loop().time
         try:
             while True:
                 if not queue:
@@ -251,15 +261,36 @@ class Connection:
                     if isinstance(item, str)
                     else {"type": "websocket.send", "bytes": item}
                 )
-                async with asyncio.timeout(timeout):
-                    await send(message)
-        except TimeoutError:
-            logger.warning("client stalled: a frame took over %ss; disconnecting", timeout)
-            self.abort(CLOSE_TOO_SLOW, "stalled")
+                self._sending_since = clock()
+                if queue:
+                    self._watch()
+                await send(message)
+                self._sending_since = None
         except asyncio.CancelledError:
             raise
         except Exception:
             self._finish()  # the client is gone
+
+    def _watch(self) -> None:
+        """Arm the stall check while frames wait behind a send. A timer per
+        connection under backpressure, not a timeout per frame: fan-out to
+        many clients stays cheap."""
+        if self._watchdog is None and self._loop is not None:
+            self._watchdog = self._loop.call_later(self.limits.send_timeout, self._check_stall)
+
+    def _check_stall(self) -> None:
+        self._watchdog = None
+        since = self._sending_since
+        if since is None or self.closing or self._loop is None:
+            return
+        left = since + self.limits.send_timeout - self._loop.time()
+        if left > 0:
+            self._watchdog = self._loop.call_later(left, self._check_stall)
+            return
+        logger.warning(
+            "client stalled: a frame took over %ss; disconnecting", self.limits.send_timeout
+        )
+        self.abort(CLOSE_TOO_SLOW, "stalled")
 
     # ------------------------------------------------------------------ #
     # inbound

@@ -37,7 +37,8 @@ class Limits:
     outbound_bytes: int = 8 << 20
     """Characters and bytes queued for one client before it counts as too slow."""
     send_timeout: float = 15.0
-    """Seconds one frame may take to go out before the client counts as stalled."""
+    """Seconds one frame may take to go out, while others wait behind it,
+    before the client counts as stalled."""
     close_timeout: float = 5.0
     """Seconds a closing handshake may take before we stop waiting."""
     handshake_timeout: float = 10.0
