@@ -381,3 +381,9 @@ def test_untrackable_values_are_compared_at_each_sync() -> None:
     h.items[0].v = 5
     assert h.sync.collect() == [{"op": "add", "path": "/items", "value": [{"v": 5}]}]
     assert h.sync.collect() == []
+
+
+def test_synced_as_camel_case_sets_the_camel_option() -> None:
+    p = Profile(first_name="a", last_name="b")
+    assert p.sync.camel is True
+    assert Notes().sync.camel is False

@@ -96,7 +96,9 @@ class Sync:
         scope = _key_scope.get()
         base_key = key or type(obj).__name__
         self.key: str = f"{scope}/{base_key}" if scope else base_key
-        self.camel = bool(camel if camel is not None else toCamelCase)
+        if camel is None:
+            camel = toCamelCase if toCamelCase is not None else _camel_model(obj)
+        self.camel = bool(camel)
         self.send_on_init = send_on_init
         self.logger = logger or globals()["logger"]
         self._obj = weakref.ref(obj)
@@ -446,6 +448,13 @@ def _plain(obj: Any) -> bool:
     import dataclasses
 
     return not isinstance(obj, BaseModel) and not dataclasses.is_dataclass(obj)
+
+
+def _camel_model(obj: Any) -> bool:
+    """A `SyncedAsCamelCase` model speaks camelCase everywhere (params too)."""
+    from .synced_model import SyncedAsCamelCase
+
+    return isinstance(obj, SyncedAsCamelCase)
 
 
 def _apply_alias_generator(generator: Any, name: str) -> str | None:
