@@ -122,7 +122,7 @@ def real_sockets(cfg: Config, counts: list[int], progress: Progress) -> dict[int
                     "mode": "fanout",
                     "base": f"127.0.0.1:{port}",
                     "clients": n,
-                    "rounds": cfg.pick(4, 1),
+                    "rounds": cfg.pick(8, 1),
                     "reps": cfg.pick(15, 3),
                 }
             )
