@@ -248,3 +248,23 @@ def test_container_is_collected_after_removal() -> None:
     s.collect()
     gc.collect()
     assert ref() is None
+
+
+def test_a_dead_parents_link_under_a_reused_id_is_not_trusted() -> None:
+    from ws_sync.tracking import Link
+
+    h, s = synced()
+    child = TrackedDict({"v": 1})
+    gone = TrackedList()
+    stale = Link(gone)
+    del gone
+    gc.collect()
+    assert stale.ref() is None
+    h.items.append(child)
+    s.collect()
+    list.remove(h.items, child)  # untracked removal: the link stays
+    child._ws_parents[id(h.items)] = stale  # as if a freed parent had had this address
+    h.items.append(child)
+    s.collect()
+    child["v"] = 2
+    assert s.collect() == [{"op": "replace", "path": "/items/4/v", "value": 2}]

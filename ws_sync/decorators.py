@@ -8,29 +8,39 @@ Put one on ``__init__``, on a pydantic ``model_post_init``, or on the class:
             self.title = "My Notes"
 
 The `Sync` is made after the decorated method returns, so attributes first set
-in it are found; `self.sync` then gives it.
+in it are found; `self.sync` then gives it. Options are those of `Sync`.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import Callable
-from types import EllipsisType
-from typing import Any, TypeVar, overload
+from typing import Any, TypedDict, TypeVar, Unpack, overload
 
 from pydantic import BaseModel
 
-from .sync import Include, Sync
+from .sync import Include, Sync, only_options
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+class SyncOptions(TypedDict, total=False):
+    include: Include
+    exclude: list[str] | None
+    toCamelCase: bool | None
+    camel: bool | None
+    send_on_init: bool
+    expose_running_tasks: bool
+    read_only: Any
+    logger: logging.Logger | None
 
 
 def _decorate(target: Any, options: dict[str, Any]) -> Any:
     if isinstance(target, type):
         cls = target
         method = "model_post_init" if issubclass(cls, BaseModel) else "__init__"
-        original = getattr(cls, method)
-        setattr(cls, method, _decorate(original, options))
+        setattr(cls, method, _decorate(getattr(cls, method), options))
         if issubclass(cls, BaseModel):
             cls.__pydantic_post_init__ = "model_post_init"  # type: ignore[attr-defined]
         cls.__ws_sync_options__ = options  # type: ignore[attr-defined]
@@ -41,7 +51,7 @@ def _decorate(target: Any, options: dict[str, Any]) -> Any:
     @functools.wraps(func)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
         func(self, *args, **kwargs)
-        type(self).__ws_sync_options__ = options
+        type(self).__ws_sync_options__ = options  # copies re-create their Sync from it
         Sync(self, **options)
 
     return wrapper
@@ -53,17 +63,7 @@ def sync(func: F, /) -> F: ...
 
 @overload
 def sync(
-    *,
-    key: str | None = None,
-    sync_all: bool = False,
-    include: Include = None,
-    exclude: list[str] | None = None,
-    toCamelCase: bool | None = None,
-    camel: bool | None = None,
-    send_on_init: bool = True,
-    expose_running_tasks: bool = False,
-    read_only: Any = (),
-    logger: Any = None,
+    *, key: str | None = None, sync_all: bool = False, **options: Unpack[SyncOptions]
 ) -> Callable[[F], F]: ...
 
 
@@ -73,76 +73,21 @@ def sync(
     *,
     key: str | None = None,
     sync_all: bool = False,
-    include: Include = None,
-    exclude: list[str] | None = None,
-    toCamelCase: bool | None = None,
-    camel: bool | None = None,
-    send_on_init: bool = True,
-    expose_running_tasks: bool = False,
-    read_only: Any = (),
-    logger: Any = None,
+    **options: Unpack[SyncOptions],
 ) -> Any:
     """Sync the attributes chosen by the options; the key defaults to the class name."""
-    options = dict(
-        key=key,
-        sync_all=sync_all,
-        include=include,
-        exclude=exclude,
-        camel=camel if camel is not None else toCamelCase,
-        send_on_init=send_on_init,
-        expose_running_tasks=expose_running_tasks,
-        read_only=read_only,
-        logger=logger,
-    )
+    all_options = {"key": key, "sync_all": sync_all, **options}
     if func is not None:
-        return _decorate(func, options)
-    return lambda target: _decorate(target, options)
+        return _decorate(func, all_options)
+    return lambda target: _decorate(target, all_options)
 
 
-def sync_all(
-    key: str | None = None,
-    *,
-    include: Include = None,
-    exclude: list[str] | None = None,
-    toCamelCase: bool | None = None,
-    camel: bool | None = None,
-    send_on_init: bool = True,
-    expose_running_tasks: bool = False,
-    read_only: Any = (),
-    logger: Any = None,
-) -> Callable[[F], F]:
+def sync_all(key: str | None = None, **options: Unpack[SyncOptions]) -> Callable[[F], F]:
     """Sync every public attribute, property and computed field."""
-    return sync(
-        key=key,
-        sync_all=True,
-        include=include,
-        exclude=exclude,
-        camel=camel if camel is not None else toCamelCase,
-        send_on_init=send_on_init,
-        expose_running_tasks=expose_running_tasks,
-        read_only=read_only,
-        logger=logger,
-    )
+    return sync(key=key, sync_all=True, **options)
 
 
-def sync_only(
-    _key: str | None = None,
-    *,
-    _toCamelCase: bool | None = None,
-    _camel: bool | None = None,
-    _send_on_init: bool = True,
-    _expose_running_tasks: bool = False,
-    _read_only: Any = (),
-    _logger: Any = None,
-    **attributes: str | EllipsisType,
-) -> Callable[[F], F]:
-    """Sync only the named attributes; ``total_length="size"`` renames one."""
-    return sync(
-        key=_key,
-        include=attributes,
-        camel=_camel if _camel is not None else _toCamelCase,
-        send_on_init=_send_on_init,
-        expose_running_tasks=_expose_running_tasks,
-        read_only=_read_only,
-        logger=_logger,
-    )
+def sync_only(_key: str | None = None, **attributes: Any) -> Callable[[F], F]:
+    """Sync only the named attributes; ``total_length="size"`` renames one.
+    Options take a leading underscore (``_toCamelCase=True``)."""
+    return sync(key=_key, **only_options(attributes))

@@ -15,7 +15,7 @@ from typing import Any
 from . import pointer
 from .changelog import MISSING, RESET, fresh_positions
 from .serialize import dumps
-from .tracking import ObjNode, TrackedDict, TrackedList, value_of
+from .tracking import ObjNode, TrackedDict, TrackedList, link_to, value_of
 
 Op = dict[str, Any]
 
@@ -123,7 +123,7 @@ _MEASURE_RATIO = 16
 
 def list_positions(lst: list[Any], child: Any) -> list[int]:
     """Where `child` sits in `lst` now: its hints if they still hold, else a scan."""
-    link = (child._ws_parents or {}).get(id(lst))
+    link = link_to(child, lst)
     if link is None:
         return []
     value = value_of(child)
@@ -205,9 +205,8 @@ def _emit_keyed_children(
     dirty = node._ws_dirty
     if not dirty:
         return
-    nid = id(node)
     for child in dirty.values():
-        link = (child._ws_parents or {}).get(nid)
+        link = link_to(child, node)
         if link is None or not link.keys:
             continue
         paths = [

@@ -52,30 +52,11 @@ class Sync:
         return cls(obj, key, sync_all=True, **options)
 
     @classmethod
-    def only(
-        cls,
-        _obj: Any,
-        _key: str | None = None,
-        *,
-        _toCamelCase: bool | None = None,
-        _camel: bool | None = None,
-        _send_on_init: bool = True,
-        _expose_running_tasks: bool = False,
-        _read_only: Any = (),
-        _logger: logging.Logger | None = None,
-        **attributes: str | EllipsisType,
-    ) -> Sync:
-        """Sync exactly the named attributes; a string value renames it on the wire."""
-        return cls(
-            _obj,
-            _key,
-            include=attributes,
-            camel=_camel if _camel is not None else _toCamelCase,
-            send_on_init=_send_on_init,
-            expose_running_tasks=_expose_running_tasks,
-            read_only=_read_only,
-            logger=_logger,
-        )
+    def only(cls, _obj: Any, _key: str | None = None, **attributes: Any) -> Sync:
+        """Sync exactly the named attributes; a string value renames it on the
+        wire. Options take a leading underscore (`_toCamelCase`, `_camel`,
+        `_send_on_init`, `_expose_running_tasks`, `_read_only`, `_logger`)."""
+        return cls(_obj, _key, **only_options(attributes))
 
     def __init__(
         self,
@@ -427,6 +408,23 @@ class Sync:
 
     def __repr__(self) -> str:
         return f"<Sync {self.key!r} {sorted(self.attributes.values())}>"
+
+
+_ONLY_OPTIONS = {
+    "_toCamelCase": "toCamelCase",
+    "_camel": "camel",
+    "_send_on_init": "send_on_init",
+    "_expose_running_tasks": "expose_running_tasks",
+    "_read_only": "read_only",
+    "_logger": "logger",
+}
+
+
+def only_options(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Split `sync_only`-style keywords: underscored options, the rest attributes."""
+    options = {_ONLY_OPTIONS[k]: v for k, v in attributes.items() if k in _ONLY_OPTIONS}
+    options["include"] = {k: v for k, v in attributes.items() if k not in _ONLY_OPTIONS}
+    return options
 
 
 def _is_echo(op: dict[str, Any], echo_free: dict[str, Any]) -> bool:

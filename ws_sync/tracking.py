@@ -166,12 +166,28 @@ def key_record(node: Any, key: Any, existed: bool) -> None:
         log[key] = existed
 
 
+def link_to(child: Any, parent: Any) -> Link | None:
+    """The link of `child` to `parent`. Links are keyed by ``id(parent)``, and
+    an id is reused once its object is gone, so the weak reference decides."""
+    parents = child._ws_parents
+    if not parents:
+        return None
+    link = parents.get(id(parent))
+    if link is None or link.ref() is parent:
+        return link
+    del parents[id(parent)]  # a dead parent's link under a reused id
+    return None
+
+
 def attach(child: Any, parent: Any, key: Any, is_list: bool) -> None:
     parents = child._ws_parents
     if parents is None:
         parents = child._ws_parents = {}
-    link = parents.get(id(parent))
+    link = link_to(child, parent)
     if link is None:
+        if len(parents) >= 4:  # drop links to parents that died
+            for pid in [pid for pid, ln in parents.items() if ln.ref() is None]:
+                del parents[pid]
         link = parents[id(parent)] = Link(parent)
     if is_list:
         link.count += 1
@@ -196,12 +212,10 @@ def attach(child: Any, parent: Any, key: Any, is_list: bool) -> None:
 
 
 def detach(child: Any, parent: Any, key: Any, is_list: bool) -> None:
-    parents = child._ws_parents
-    if not parents:
-        return
-    link = parents.get(id(parent))
+    link = link_to(child, parent)
     if link is None:
         return
+    parents = child._ws_parents
     if is_list:
         link.count -= 1
         if link.hints and key in link.hints:
