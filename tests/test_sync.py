@@ -9,12 +9,9 @@ from typing import Any
 
 import pytest
 from fakes import FakeSession
-from pydantic import BaseModel, ConfigDict, Field, computed_field
-from pydantic.alias_generators import to_camel
 
-from ws_sync import Sync, sync, sync_all, sync_key_scope, sync_only
+from ws_sync import Sync, sync_all, sync_key_scope
 from ws_sync.context import session_context
-from ws_sync.synced_model import Synced, SyncedAsCamelCase, SyncedObject
 
 
 class Notes:
@@ -46,25 +43,6 @@ def test_property_is_recomputed_and_sent_when_it_changes() -> None:
     assert n.sync.collect() == [{"op": "replace", "path": "/title", "value": "t"}]
 
 
-class Renamed:
-    @sync_only("R", title=..., notes=..., total_length="size")
-    def __init__(self) -> None:
-        self.title = "T"
-        self.notes = ["a"]
-        self.private_data = "secret"
-
-    @property
-    def total_length(self) -> int:
-        return len(self.notes)
-
-
-def test_sync_only_with_rename() -> None:
-    r = Renamed()
-    assert r.sync.state() == {"title": "T", "notes": ["a"], "size": 1}
-    r.private_data = "changed"
-    assert r.sync.collect() == []
-
-
 def test_include_exclude_and_default_key() -> None:
     class Thing:
         def __init__(self) -> None:
@@ -80,148 +58,6 @@ def test_include_exclude_and_default_key() -> None:
         Sync(Thing(), sync_all=True, include=["a"], exclude=["a"])
     with pytest.raises(AttributeError, match="no attribute"):
         Sync(Thing(), include=["missing"])
-
-
-def test_camel_case_option() -> None:
-    class C:
-        @sync_all("C", toCamelCase=True)
-        def __init__(self) -> None:
-            self.first_name = "a"
-            self.last_name = "b"
-
-    c = C()
-    assert c.sync.state() == {"firstName": "a", "lastName": "b"}
-    c.first_name = "z"
-    assert c.sync.collect() == [{"op": "replace", "path": "/firstName", "value": "z"}]
-
-
-class Profile(SyncedAsCamelCase, BaseModel):
-    first_name: str
-    last_name: str
-    nick: str = Field("n", alias="nickName")
-
-    @sync_all("PROFILE")
-    def model_post_init(self, __context: Any) -> None:
-        pass
-
-    @computed_field  # type: ignore[prop-decorator]
-    @property
-    def full_name(self) -> str:
-        return f"{self.first_name} {self.last_name}"
-
-
-def test_synced_as_camel_case_and_computed_field() -> None:
-    p = Profile(first_name="Ada", last_name="L", nickName="al")
-    assert p.sync.state() == {
-        "firstName": "Ada",
-        "lastName": "L",
-        "nickName": "al",
-        "fullName": "Ada L",
-    }
-    p.first_name = "Grace"
-    assert p.sync.collect() == [
-        {"op": "replace", "path": "/firstName", "value": "Grace"},
-        {"op": "add", "path": "/fullName", "value": "Grace L"},
-    ]
-
-
-class AliasModel(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True)
-    user_id: int = 1
-
-    @sync_all("ALIAS")
-    def model_post_init(self, __context: Any) -> None:
-        pass
-
-
-def test_pydantic_alias_generator_is_honoured() -> None:
-    m = AliasModel()
-    assert m.sync.state() == {"userId": 1}
-
-
-class SpecNotes(BaseModel):
-    title: str = "My Notes"
-    notes: list[str] = []
-
-    @sync_all("NOTES")
-    def model_post_init(self, __context: Any) -> None:
-        pass
-
-
-def test_plain_base_model_with_decorator_and_every_constructor() -> None:
-    a = SpecNotes()
-    b = SpecNotes.model_validate({"title": "v", "notes": ["x"]})
-    c = SpecNotes.model_construct(title="c")
-    d = b.model_copy(deep=True)
-    e = b.model_copy()  # shallow: shares the list with b, as in pydantic
-    for obj in (a, b, c, d, e):
-        assert obj.sync.obj is obj
-    assert d.sync is not b.sync and e.sync is not b.sync
-    d.notes.append("y")
-    assert d.sync.collect() == [{"op": "add", "path": "/notes/1", "value": "y"}]
-    assert b.sync.collect() == [] and b.notes == ["x"]
-    e.notes.append("z")
-    assert b.notes == ["x", "z"]
-    assert e.sync.collect() == [{"op": "add", "path": "/notes/1", "value": "z"}]
-    assert b.sync.collect() == [{"op": "replace", "path": "/notes", "value": ["x", "z"]}]
-
-
-class MixinNotes(Synced, BaseModel, sync_key="MIXIN"):
-    items: list[int] = []
-
-
-def test_synced_mixin_with_class_key() -> None:
-    m = MixinNotes(items=[1])
-    assert m.sync.key == "MIXIN"
-    m.items.append(2)
-    assert m.sync.collect() == [{"op": "add", "path": "/items/1", "value": 2}]
-
-
-class ManualMixin(Synced, BaseModel):
-    value: int = 0
-
-    def model_post_init(self, context: Any, /) -> None:
-        self.sync = Sync.all(self, "MANUAL")
-
-
-def test_synced_mixin_with_manual_sync_in_post_init() -> None:
-    m = ManualMixin()
-    assert m.sync.key == "MANUAL"
-    m.value = 3
-    assert m.sync.collect() == [{"op": "replace", "path": "/value", "value": 3}]
-
-
-class Team(SyncedObject, key="TEAM"):
-    members: list[str] = []
-    lead: str = "nobody"
-
-
-def test_synced_object_metaclass() -> None:
-    t1, t2 = Team(), Team()
-    assert t1.members is not t2.members  # defaults are copied per instance
-    t1.members.append("ann")
-    t1.lead = "ann"
-    assert t1.sync.collect() == [
-        {"op": "replace", "path": "/lead", "value": "ann"},
-        {"op": "add", "path": "/members/0", "value": "ann"},
-    ]
-    assert t2.sync.state() == {"members": [], "lead": "nobody"}
-
-
-def test_class_decorator_and_bare_sync_decorator() -> None:
-    @sync(key="K", sync_all=True)
-    class K:
-        def __init__(self) -> None:
-            self.x = 1
-
-    class Bare:
-        @sync
-        def __init__(self) -> None:
-            self.y = 2
-
-    assert K().sync.state() == {"x": 1}
-    with pytest.raises(ValueError, match="no attributes"):
-        Bare()
 
 
 def test_key_scope() -> None:
@@ -381,9 +217,3 @@ def test_untrackable_values_are_compared_at_each_sync() -> None:
     h.items[0].v = 5
     assert h.sync.collect() == [{"op": "add", "path": "/items", "value": [{"v": 5}]}]
     assert h.sync.collect() == []
-
-
-def test_synced_as_camel_case_sets_the_camel_option() -> None:
-    p = Profile(first_name="a", last_name="b")
-    assert p.sync.camel is True
-    assert Notes().sync.camel is False
