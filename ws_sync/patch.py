@@ -15,7 +15,7 @@ from typing import Any
 from . import pointer
 from .changelog import MISSING, RESET, fresh_positions
 from .serialize import dumps
-from .tracking import ObjNode, TrackedDict, TrackedList, link_to, value_of
+from .tracking import NODE, ObjNode, TrackedDict, TrackedList, link_to, value_of
 
 Op = dict[str, Any]
 
@@ -221,8 +221,6 @@ def _emit_keyed_children(
 
 def default_keymap(obj: Any) -> dict[str, str]:
     """How a tracked object nested in state names its attributes on the wire."""
-    from .tracking import NODE
-
     node = obj.__dict__.get(NODE)
     sync = node.sync if node is not None else None
     if sync is not None:
@@ -265,18 +263,17 @@ def consume(start: Any, root: RootNode) -> None:
     seen: set[int] = set()
     while stack:
         node, parent_id, parent_exclusive = stack.pop()
-        if id(node) in seen:
+        nid = id(node)
+        if nid in seen:
             continue
-        seen.add(id(node))
-        had = node._ws_log is not None or bool(node._ws_dirty)
+        seen.add(nid)
         dirty = node._ws_dirty
+        had = node._ws_log is not None or bool(dirty)
         node._ws_log = None
         node._ws_dirty = None
-        full = node._ws_full
-        if full:
-            full = [r for r in full if r is not root]
-            node._ws_full = full or None
-        parents = node._ws_parents or {}
+        if node._ws_full:
+            node._ws_full = [r for r in node._ws_full if r is not root] or None
+        parents = node._ws_parents
         exclusive = parent_exclusive and (
             not parents or (len(parents) == 1 and parent_id in parents)
         )
@@ -287,7 +284,8 @@ def consume(start: Any, root: RootNode) -> None:
                 full.extend(r for r in others if all(r is not f for f in full))
                 node._ws_full = full
         if dirty:
-            stack.extend((child, id(node), exclusive) for child in dirty.values())
+            for child in dirty.values():
+                stack.append((child, nid, exclusive))
 
 
 def roots_of(node: Any) -> list[RootNode]:

@@ -134,7 +134,7 @@ def touch(node: Any) -> None:
         if not parents:
             continue
         nid = id(n)
-        for link in tuple(parents.values()):
+        for link in parents.values():
             p = link.ref()
             if p is None:
                 continue
@@ -142,10 +142,10 @@ def touch(node: Any) -> None:
             if d:
                 if nid not in d:
                     d[nid] = n
-                continue
-            p._ws_dirty = {nid: n}
-            if not p._ws_log:
-                stack.append(p)
+            else:
+                p._ws_dirty = {nid: n}
+                if not p._ws_log:
+                    stack.append(p)
 
 
 def _is_pending(node: Any) -> bool:
