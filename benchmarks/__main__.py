@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.monotonic()
         result: SectionResult = module.run(cfg, sub)
         result.seconds = time.monotonic() - t0
+        result.finished = time.strftime("%Y-%m-%d %H:%M:%S")
         write_section(cfg, result)
         results.append(result)
         sub(f"done in {result.seconds:.0f} s")

@@ -289,6 +289,7 @@ class SectionResult:
     data: dict[str, Any] = field(default_factory=dict)
     headline: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
+    finished: str = ""
 
 
 def md_table(header: list[str], rows: list[list[str]]) -> str:

@@ -52,7 +52,7 @@ def write_summary(cfg: Config, results: list[SectionResult], order: list[str]) -
     for r in results:
         data["sections"][r.key] = {
             "title": r.title,
-            "when": stamp,
+            "when": r.finished or stamp,
             "seconds": r.seconds,
             "quick": cfg.quick,
             "environment": env,

@@ -310,7 +310,8 @@ def _report(cfg: Config, results: list[tuple[Case, dict[str, Any]]], repeats: in
 def _why(name: str) -> str:
     return {
         "synced attribute write": (
-            "a plain attribute store is one C-level dict write (~10–20 ns); ours runs "
+            "a plain attribute store is one dict write that the specializing interpreter "
+            "inlines (~3 ns here); ours runs "
             "`SyncedAttribute.__set__` in Python: look up the node, store, compare, "
             "`ObjNode.assign` → `key_record` (a Python function call costs ~30–50 ns on "
             "CPython 3.11 before it does anything)"
