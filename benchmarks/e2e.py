@@ -428,7 +428,7 @@ def _plot(
     plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.8))
     labels = [
-        "echo" if s.kind == "echo" else f"{s.name}\n{fmt_count(s.items)} items" for s in servers
+        "echo" if s.kind == "echo" else f"{s.kind}\n{fmt_count(s.items)} items" for s in servers
     ]
     colors = [
         COLORS["floor"]
