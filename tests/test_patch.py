@@ -161,3 +161,27 @@ def test_emitted_patches_are_valid_rfc6902() -> None:
         assert op["op"] in {"add", "remove", "replace"}
         assert op["path"].startswith("/")
         assert ("value" in op) == (op["op"] != "remove")
+
+
+def _no_scan(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("the list was scanned")
+
+
+def test_index_hints_move_through_shifts_instead_of_scanning(monkeypatch: Any) -> None:
+    from ws_sync import patch
+
+    s, sync = make()
+    s.notes = [{"v": i} for i in range(1000)]
+    sync.collect()
+    s.notes.insert(0, {"v": -1})
+    del s.notes[10]
+    sync.collect()  # a later round: hints are moved through its shifts
+    monkeypatch.setattr(patch, "enumerate", _no_scan, raising=False)
+    s.notes[500]["v"] = "x"
+    s.notes.insert(3, {"v": -2})  # and through this round's own
+    s.notes[700]["v"] = "y"
+    assert sync.collect() == [
+        {"op": "add", "path": "/notes/3", "value": {"v": -2}},
+        {"op": "replace", "path": "/notes/501/v", "value": "x"},
+        {"op": "replace", "path": "/notes/700/v", "value": "y"},
+    ]

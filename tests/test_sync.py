@@ -217,3 +217,14 @@ def test_untrackable_values_are_compared_at_each_sync() -> None:
     h.items[0].v = 5
     assert h.sync.collect() == [{"op": "add", "path": "/items", "value": [{"v": 5}]}]
     assert h.sync.collect() == []
+
+
+def test_dropping_the_object_frees_its_sync_without_the_cycle_collector() -> None:
+    gc.disable()
+    try:
+        n = Notes()
+        s_ref = weakref.ref(n.sync)
+        del n
+        assert s_ref() is None
+    finally:
+        gc.enable()

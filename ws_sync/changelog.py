@@ -40,17 +40,59 @@ def list_record(log: list[Any], op: tuple[Any, ...]) -> None:
     log.append(op)
 
 
-def fresh_positions(log: list[Any]) -> set[int]:
-    """Final indexes written by a list log: values there go out whole, so the
-    pending changes of the children sitting there are already included."""
-    fresh: set[int] = set()
-    for op in log:
+def written_this_round(log: list[Any], position: int) -> bool:
+    """Whether the final index `position` was written by this list log (then
+    the value there goes out whole, with its children's changes in it). Walks
+    the log backwards, undoing the shifts: O(len(log))."""
+    p = position
+    for op in reversed(log):
         kind, i = op[0], op[1]
         if kind == "add":
-            fresh = {j + 1 if j >= i else j for j in fresh}
-            fresh.add(i)
+            if p == i:
+                return True
+            if p > i:
+                p -= 1
         elif kind == "remove":
-            fresh = {j - 1 if j > i else j for j in fresh if j != i}
-        else:
-            fresh.add(i)
-    return fresh
+            if p >= i:
+                p += 1
+        elif p == i:
+            return True
+    return False
+
+
+def shifting_ops(log: list[Any], final_len: int) -> list[tuple[int, str, int]]:
+    """The ops of a list log that moved elements already there, as (index in
+    the log, kind, list index): inserts and removals before the end. Appends,
+    pops from the end and replaces move nothing, so index hints survive them."""
+    out: list[tuple[int, str, int]] = []
+    n = final_len
+    for k in range(len(log) - 1, -1, -1):
+        kind, i = log[k][0], log[k][1]
+        if kind == "add":
+            n -= 1  # the length before the add
+            if i < n:
+                out.append((k, "add", i))
+        elif kind == "remove":
+            if i < n:  # n is the length after the removal
+                out.append((k, "remove", i))
+            n += 1
+    out.reverse()
+    return out
+
+
+def shift_forward(ops: list[tuple[int, str, int]], positions: list[int]) -> list[int]:
+    """Move indexes through shifting ops; an index whose element was removed is dropped."""
+    out = []
+    for p in positions:
+        for _, kind, i in ops:
+            if kind == "add":
+                if p >= i:
+                    p += 1
+            elif p == i:
+                p = -1
+                break
+            elif p > i:
+                p -= 1
+        if p >= 0:
+            out.append(p)
+    return out

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import pointer
-from .changelog import MISSING, RESET, fresh_positions
+from .changelog import MISSING, RESET, shift_forward, shifting_ops, written_this_round
 from .serialize import dumps
 from .tracking import NODE, ObjNode, TrackedDict, TrackedList, link_to, value_of
 
@@ -82,22 +82,21 @@ def _emit_list(lst: TrackedList, prefixes: list[str], ops: list[Op], root: RootN
     if log is RESET or (log and len(log) > max(len(lst), 1)):
         _replace_whole(lst, prefixes, ops, None)
         return
-    fresh: set[int] = set()
+    written: set[int] = set()
     if log:
-        own = [_list_op("", op) for op in log]
-        if _whole_is_smaller(lst, own):
+        if _whole_is_smaller(lst, len(log), lambda: [_list_op("", op) for op in log]):
             _replace_whole(lst, prefixes, ops, None)
             return
         for p in prefixes:
             ops.extend(_list_op(p, op) for op in log)
-        fresh = fresh_positions(log)
+        written = {id(op[2]) for op in log if op[0] != "remove"}
     dirty = lst._ws_dirty
     if not dirty:
         return
     for child in dirty.values():
         positions = list_positions(lst, child)
-        if fresh:
-            positions = [i for i in positions if i not in fresh]
+        if id(value_of(child)) in written:  # re-added this round: skip where it is new
+            positions = [i for i in positions if not written_this_round(log, i)]
         if positions:
             emit(child, [f"{p}/{i}" for p in prefixes for i in positions], ops, root)
 
@@ -108,34 +107,87 @@ def _list_op(prefix: str, op: tuple[Any, ...]) -> Op:
     return {"op": op[0], "path": f"{prefix}/{op[1]}", "value": op[2]}
 
 
-def _whole_is_smaller(container: Any, own: list[Op]) -> bool:
-    """Whether one replace is smaller than these ops. A single op stays as it is
-    (it is exact, and it is what a reader of the patch expects); several are
-    measured only when they are a fair share of the container, so the cost
-    stays with the change."""
-    if len(own) < 2 or len(own) * _MEASURE_RATIO < len(container):
+def _whole_is_smaller(container: Any, n_ops: int, make_ops: Any) -> bool:
+    """Whether one replace is smaller than the ops of this log. A single op
+    stays as it is (it is exact, and it is what a reader of the patch expects);
+    several are measured only when they are a fair share of the container, so
+    the cost stays with the change."""
+    if n_ops < 2 or n_ops * _MEASURE_RATIO < len(container):
         return False
-    return len(dumps(container)) < len(dumps(own))
+    return len(dumps(container)) < len(dumps(make_ops()))
 
 
 _MEASURE_RATIO = 16
 
 
-def list_positions(lst: list[Any], child: Any) -> list[int]:
-    """Where `child` sits in `lst` now: its hints if they still hold, else a scan."""
+def list_positions(lst: TrackedList, child: Any) -> list[int]:
+    """Where `child` sits in `lst` now. Its index hints are checked; hints from
+    an earlier round are first moved through the shifts since (the list keeps
+    a short history of them); only when that fails is the list scanned."""
     link = link_to(child, lst)
     if link is None:
         return []
     value = value_of(child)
+    hints = _checked(lst, value, link.hints or ())
+    if len(hints) != link.count:
+        moved = _moved_hints(lst, link)
+        hints = _checked(lst, value, moved) if moved is not None else []
+        if len(hints) != link.count:
+            hints = [i for i, v in enumerate(lst) if v is value]
+            link.count = len(hints)
+    link.hints = hints
+    log = lst._ws_log
+    link.epoch = lst._ws_epoch if log is not RESET else -1
+    link.logpos = len(log) if log else 0
+    return hints
+
+
+def _checked(lst: list[Any], value: Any, hints: Any) -> list[int]:
     n = len(lst)
-    hints = link.hints or ()
-    valid = sorted({h for h in hints if h < n and lst[h] is value})
-    if len(valid) == link.count:
-        return valid
-    found = [i for i, v in enumerate(lst) if v is value]
-    link.hints = list(found)
-    link.count = len(found)
-    return found
+    return sorted({h for h in hints if 0 <= h < n and lst[h] is value})
+
+
+def _moved_hints(lst: TrackedList, link: Any) -> list[int] | None:
+    """The hints of `link` moved to now, or None when they are older than the
+    list's history (or were never placed in it)."""
+    if link.epoch < 0 or not link.hints:
+        return None
+    log = lst._ws_log
+    if log is RESET:
+        return None
+    shifts: list[tuple[int, str, int]] = []
+    start = link.logpos
+    if link.epoch != lst._ws_epoch:
+        history = lst._ws_history
+        if not history or history[0][0] > link.epoch:
+            return None
+        for epoch, ops in history:
+            if epoch >= link.epoch:
+                shifts.extend(op for op in ops if epoch != link.epoch or op[0] >= start)
+        start = 0
+    if log:
+        shifts.extend(op for op in shifting_ops(log, len(lst)) if op[0] >= start)
+    return shift_forward(shifts, link.hints)
+
+
+def archive(lst: TrackedList, log: Any) -> None:
+    """Keep the shifts of a consumed list log, so index hints taken before it
+    can be moved instead of found by a scan. Bounded: old rounds are dropped."""
+    lst._ws_epoch += 1
+    if log is RESET:
+        lst._ws_history = None
+        return
+    history = lst._ws_history
+    if history is None:
+        history = lst._ws_history = []
+    history.append((lst._ws_epoch - 1, shifting_ops(log, len(lst))))
+    total = sum(len(ops) for _, ops in history)
+    while history and (len(history) > _HISTORY_ROUNDS or total > _HISTORY_OPS):
+        total -= len(history.pop(0)[1])
+
+
+_HISTORY_ROUNDS = 32
+_HISTORY_OPS = 512
 
 
 def _emit_dict(d: TrackedDict, prefixes: list[str], ops: list[Op], root: RootNode) -> None:
@@ -147,7 +199,7 @@ def _emit_dict(d: TrackedDict, prefixes: list[str], ops: list[Op], root: RootNod
     if log:
         own: list[Op] = []
         fresh = _emit_keys(log, dict.get, d, _same, [""], own)
-        if _whole_is_smaller(d, own):
+        if _whole_is_smaller(d, len(own), lambda: own):
             _replace_whole(d, prefixes, ops, None)
             return
         for p in prefixes:
@@ -269,6 +321,8 @@ def consume(start: Any, root: RootNode) -> None:
         seen.add(nid)
         dirty = node._ws_dirty
         had = node._ws_log is not None or bool(dirty)
+        if node._ws_log is not None and type(node) is TrackedList:
+            archive(node, node._ws_log)
         node._ws_log = None
         node._ws_dirty = None
         if node._ws_full:

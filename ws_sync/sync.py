@@ -88,17 +88,6 @@ class Sync:
         self.closed = False
         self._last_sync = 0.0
         self._trailing: asyncio.TimerHandle | None = None
-        self._options = dict(
-            key=base_key,
-            sync_all=sync_all,
-            include=include,
-            exclude=exclude,
-            camel=self.camel,
-            send_on_init=send_on_init,
-            expose_running_tasks=expose_running_tasks,
-            read_only=read_only,
-            logger=logger,
-        )
 
         selection = select_attributes(obj, sync_all, include, exclude)
         self.attributes: dict[str, str] = {
@@ -110,15 +99,18 @@ class Sync:
         if not self.attributes and not expose_running_tasks:
             raise ValueError(f"{type(obj).__name__}: no attributes to sync")
 
-        self.node = self._track(obj)
+        node = self._track(obj)
+        # the object owns its node and the node its Sync: a weak way back keeps
+        # that a chain, so dropping the object frees all three at once (no cycle)
+        self._node = weakref.ref(node)
         self._computed: dict[str, str] = {
             attr: w for attr, w in self.attributes.items() if _is_computed(type(obj), attr)
         }
         self._last: dict[str, Any] = {}
         self._split_cache: tuple[int, tuple[dict[str, str], dict[str, str]]] | None = None
         self.root = patch.RootNode()
-        attach(self.node, self.root, "", False)
-        patch.consume(self.node, self.root)
+        attach(node, self.root, "", False)
+        patch.consume(node, self.root)
         self.root._ws_dirty = None
 
         self._prime()
@@ -169,6 +161,13 @@ class Sync:
     @property
     def obj(self) -> Any:
         return self._obj()
+
+    @property
+    def node(self) -> ObjNode:
+        node = self._node()
+        if node is None:  # the object is gone: an empty stand-in keeps calls harmless
+            node = ObjNode(self, set())
+        return node
 
     @property
     def tracked_keymap(self) -> dict[str, str]:

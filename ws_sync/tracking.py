@@ -60,13 +60,15 @@ class Link:
     """Where a child sits in one parent: keys for mappings, a count and index
     hints for lists (hints go stale when the list shifts and are re-found)."""
 
-    __slots__ = ("count", "hints", "keys", "ref")
+    __slots__ = ("count", "epoch", "hints", "keys", "logpos", "ref")
 
     def __init__(self, parent: Any) -> None:
         self.ref = weakref.ref(parent)
         self.keys: set[Any] | None = None
         self.count = 0
         self.hints: list[int] | None = None
+        self.epoch = -1  # the list round in which the hints were exact (-1: unknown)
+        self.logpos = 0  # ... and the length of that round's log at the time
 
 
 # --------------------------------------------------------------------------- #
@@ -190,6 +192,13 @@ def attach(child: Any, parent: Any, key: Any, is_list: bool) -> None:
                 del parents[pid]
         link = parents[id(parent)] = Link(parent)
     if is_list:
+        if link.count == 0:
+            # exact once the op placing it is logged (if the list logs at all)
+            log = parent._ws_log
+            link.epoch = parent._ws_epoch
+            link.logpos = (len(log) if type(log) is list else 0) + (1 if parent._ws_parents else 0)
+        else:
+            link.epoch = -1  # hints taken at different moments share no frame
         link.count += 1
         if link.hints is None:
             link.hints = [key]
@@ -293,9 +302,20 @@ def mark_opaque(node: Any, key: Any = MISSING) -> None:
 class TrackedList(list):  # type: ignore[type-arg]
     """A list that logs every mutation; `isinstance(x, list)` stays true."""
 
-    __slots__ = ("__weakref__", "_ws_dirty", "_ws_full", "_ws_log", "_ws_opaque", "_ws_parents")
+    __slots__ = (
+        "__weakref__",
+        "_ws_dirty",
+        "_ws_epoch",
+        "_ws_full",
+        "_ws_history",
+        "_ws_log",
+        "_ws_opaque",
+        "_ws_parents",
+    )
 
     def __init__(self, items: Any = ()) -> None:
+        self._ws_epoch = 0  # rounds of changes consumed (see `patch.archive`)
+        self._ws_history: list[Any] | None = None
         self._ws_parents: dict[int, Link] | None = None
         self._ws_log: list[Any] | None = None
         self._ws_dirty: dict[int, Any] | None = None
