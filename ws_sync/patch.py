@@ -197,13 +197,16 @@ def _emit_dict(d: TrackedDict, prefixes: list[str], ops: list[Op], root: RootNod
         return
     fresh: set[Any] = set()
     if log:
-        own: list[Op] = []
-        fresh = _emit_keys(log, dict.get, d, _same, [""], own)
-        if _whole_is_smaller(d, len(own), lambda: own):
-            _replace_whole(d, prefixes, ops, None)
-            return
-        for p in prefixes:
-            ops.extend({**op, "path": p + op["path"]} for op in own)
+        if len(log) >= 2 and len(log) * _MEASURE_RATIO >= len(d):
+            own: list[Op] = []
+            fresh = _emit_keys(log, dict.get, d, _same, [""], own)
+            if _whole_is_smaller(d, len(own), lambda: own):
+                _replace_whole(d, prefixes, ops, None)
+                return
+            for p in prefixes:
+                ops.extend({**op, "path": p + op["path"]} for op in own)
+        else:
+            fresh = _emit_keys(log, dict.get, d, _same, prefixes, ops)
     _emit_keyed_children(d, fresh, _same, prefixes, ops, root)
 
 
@@ -311,18 +314,17 @@ def consume(start: Any, root: RootNode) -> None:
     can reach a consumed node (one object in two synced states) get it whole.
     A node whose only parent is exclusive to `root` is exclusive too, so the
     walk up to find other roots is only taken below shared nodes."""
+    # no `seen` set: a node reached twice (aliasing) is already cleared the
+    # second time, so it pushes nothing and the walk still ends
     stack = [(start, id(root), True)]
-    seen: set[int] = set()
     while stack:
         node, parent_id, parent_exclusive = stack.pop()
-        nid = id(node)
-        if nid in seen:
-            continue
-        seen.add(nid)
         dirty = node._ws_dirty
-        had = node._ws_log is not None or bool(dirty)
-        if node._ws_log is not None and type(node) is TrackedList:
-            archive(node, node._ws_log)
+        log = node._ws_log
+        if log is None and not dirty and not node._ws_full:
+            continue
+        if log is not None and type(node) is TrackedList:
+            archive(node, log)
         node._ws_log = None
         node._ws_dirty = None
         if node._ws_full:
@@ -331,13 +333,14 @@ def consume(start: Any, root: RootNode) -> None:
         exclusive = parent_exclusive and (
             not parents or (len(parents) == 1 and parent_id in parents)
         )
-        if had and not exclusive:
+        if not exclusive and (log is not None or dirty):
             others = [r for r in roots_of(node) if r is not root]
             if others:
                 full = node._ws_full or []
                 full.extend(r for r in others if all(r is not f for f in full))
                 node._ws_full = full
         if dirty:
+            nid = id(node)
             for child in dirty.values():
                 stack.append((child, nid, exclusive))
 

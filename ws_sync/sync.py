@@ -241,11 +241,12 @@ class Sync:
         are still Python objects (serialize before anything mutates again)."""
         if self.closed:
             return []
-        ops = patch.collect(self.root, self.tracked_keymap)
+        tracked, volatile = self._split()
+        ops = patch.collect(self.root, tracked)
         obj = self.obj
         if obj is None:
             return ops
-        for attr, w in self._volatile().items():
+        for attr, w in volatile.items():
             value = self._read(obj, attr)
             if value is MISSING:
                 continue

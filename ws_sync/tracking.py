@@ -51,6 +51,7 @@ _list_append = list.append
 _list_insert = list.insert
 _list_pop = list.pop
 _list_setitem = list.__setitem__
+_list_getitem = list.__getitem__
 _list_delitem = list.__delitem__
 _dict_setitem = dict.__setitem__
 _dict_delitem = dict.__delitem__
@@ -428,11 +429,14 @@ class TrackedList(list):  # type: ignore[type-arg]
         self._ws_reset()
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        if isinstance(index, slice):
+        if type(index) is int and -len(self) <= index < len(self):
+            i = index if index >= 0 else index + len(self)
+        elif isinstance(index, slice):
             self._set_slice(index, value)
             return
-        i = self._index(index)
-        old = self[i]
+        else:
+            i = self._index(index)
+        old = _list_getitem(self, i)
         if old is value:
             return
         if type(old) not in _ATOMIC_TYPES:
@@ -441,7 +445,13 @@ class TrackedList(list):  # type: ignore[type-arg]
             value = adopt(self, i, value, True)
         _list_setitem(self, i, value)
         if self._ws_parents:
-            self._ws_record(("replace", i, value))
+            log = self._ws_log
+            if log is None or log is _RESET:
+                self._ws_record(("replace", i, value))
+            else:
+                changelog.list_record(log, ("replace", i, value))
+                if len(log) > 2 * len(self) + 32:
+                    self._ws_log = _RESET
 
     def __delitem__(self, index: Any) -> None:
         if isinstance(index, slice):
@@ -510,7 +520,9 @@ class TrackedDict(dict):  # type: ignore[type-arg]
             value = adopt(self, key, value, False)
         _dict_setitem(self, key, value)
         if self._ws_parents:
-            self._ws_record(key, old is not MISSING)
+            log = self._ws_log
+            if log is None or log is _RESET or key not in log:
+                self._ws_record(key, old is not MISSING)
 
     def __delitem__(self, key: Any) -> None:
         old = dict.__getitem__(self, key)
