@@ -10,6 +10,7 @@ skipped, since that value already carries its changes.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 from . import pointer
@@ -108,15 +109,29 @@ def _list_op(prefix: str, op: tuple[Any, ...]) -> Op:
 
 
 def _whole_is_smaller(container: Any, n_ops: int, make_ops: Any) -> bool:
-    """Whether one replace is smaller than the ops of this log. A single op
-    stays as it is (it is exact, and it is what a reader of the patch expects);
-    several are measured only when they are a fair share of the container, so
-    the cost stays with the change."""
+    """Whether one replace is smaller than these ops. A single op stays as it is
+    (it is exact, and it is what a reader of the patch expects); several are
+    weighed only when they are a fair share of the container. The ops are
+    measured (their cost is the change's); the container is estimated from a
+    sample, so the decision never costs a pass over the whole state."""
     if n_ops < 2 or n_ops * _MEASURE_RATIO < len(container):
         return False
-    return len(dumps(container)) < len(dumps(make_ops()))
+    return _estimated_size(container) < len(dumps(make_ops()))
 
 
+def _estimated_size(container: Any) -> int:
+    n = len(container)
+    if n <= _SAMPLE:
+        return len(dumps(container))
+    if isinstance(container, dict):
+        items = list(itertools.islice(container.items(), _SAMPLE))
+        sample = sum(len(dumps(k)) + len(dumps(v)) + 2 for k, v in items)
+    else:
+        sample = sum(len(dumps(container[i * n // _SAMPLE])) + 1 for i in range(_SAMPLE))
+    return sample * n // _SAMPLE
+
+
+_SAMPLE = 32
 _MEASURE_RATIO = 16
 
 
