@@ -27,7 +27,7 @@ from .tracking import NODE, ObjNode, attach, detach, track_model
 ToastType = Literal["default", "message", "info", "success", "warning", "error"]
 Include = dict[str, str | EllipsisType] | list[str] | tuple[str, ...] | None
 
-logger = logging.getLogger("ws_sync")
+_logger = logging.getLogger("ws_sync")
 
 _key_scope: ContextVar[str | None] = ContextVar("ws_sync_key_scope", default=None)
 
@@ -81,7 +81,7 @@ class Sync:
             camel = toCamelCase if toCamelCase is not None else _camel_model(obj)
         self.camel = bool(camel)
         self.send_on_init = send_on_init
-        self.logger = logger or globals()["logger"]
+        self.logger = logger or _logger
         self._obj = weakref.ref(obj)
         self.sessions: list[Any] = []
         self.running_tasks: list[str] = []
