@@ -24,23 +24,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from .common import rss_bytes
+
 # Rate limiting stays on (its cost is part of the path) but high enough that a
 # closed-loop benchmark client is never throttled.
 BENCH_LIMITS: dict[str, Any] = {"rate": 1e9, "burst": 10**9}
 
 
-def rss() -> int:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
-
-
 async def mem(request: Request) -> JSONResponse:
     gc.collect()
     traced = tracemalloc.get_traced_memory()[0] if tracemalloc.is_tracing() else 0
-    return JSONResponse({"traced": traced, "rss": rss()})
+    return JSONResponse({"traced": traced, "rss": rss_bytes()})
 
 
 def bench_state(items: int) -> type:
