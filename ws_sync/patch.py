@@ -11,6 +11,7 @@ skipped, since that value already carries its changes.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from . import pointer
@@ -143,8 +144,10 @@ def list_positions(lst: TrackedList, child: Any) -> list[int]:
     if link is None:
         return []
     value = value_of(child)
-    hints = _checked(lst, value, link.hints or ())
-    if len(hints) != link.count:
+    hints = link.hints or []
+    if link.count == 1 and len(hints) == 1 and hints[0] < len(lst) and lst[hints[0]] is value:
+        pass  # the usual case: one place, and it still holds
+    elif len(hints := _checked(lst, value, hints)) != link.count:
         moved = _moved_hints(lst, link)
         hints = _checked(lst, value, moved) if moved is not None else []
         if len(hints) != link.count:
@@ -240,12 +243,11 @@ def _emit_obj(
     if log is RESET:
         _replace_whole(node, prefixes, ops, wires)
         return
-    fresh = _emit_keys(log, _get_attr, obj.__dict__, wires.get, prefixes, ops) if log else set()
+    fresh = _emit_keys(log, dict.get, obj.__dict__, wires.get, prefixes, ops) if log else _NONE
     _emit_keyed_children(node, fresh, wires.get, prefixes, ops, root)
 
 
-def _get_attr(d: dict[str, Any], key: str, default: Any) -> Any:
-    return d.get(key, default)
+_NONE: frozenset[Any] = frozenset()
 
 
 def _emit_keys(
@@ -270,7 +272,12 @@ def _emit_keys(
 
 
 def _emit_keyed_children(
-    node: Any, fresh: set[Any], wire: Any, prefixes: list[str], ops: list[Op], root: RootNode
+    node: Any,
+    fresh: AbstractSet[Any],
+    wire: Any,
+    prefixes: list[str],
+    ops: list[Op],
+    root: RootNode,
 ) -> None:
     dirty = node._ws_dirty
     if not dirty:
