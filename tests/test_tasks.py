@@ -7,11 +7,11 @@ import threading
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
 from session_helpers import Notes, error, exchange, make_app, recv, send
 from starlette.testclient import TestClient, WebSocketTestSession
+from test_spec_examples import TaskManager
 
-from ws_sync import remote_action, remote_task, remote_task_cancel, sync_all, sync_only
+from ws_sync import remote_action, remote_task, remote_task_cancel, sync_only
 
 
 class Jobs:
@@ -305,33 +305,8 @@ def test_task_keys_are_per_object_and_shared_objects_share_them():
 
 
 # --------------------------------------------------------------------------- #
-# the README's "Actions and Tasks" example, as written, over the wire
-
-
-class Task(BaseModel):
-    title: str
-    done: bool = False
-
-
-class TaskManager(BaseModel):
-    tasks: list[Task] = []
-
-    @sync_all("TASKS")
-    def model_post_init(self, __context):
-        pass
-
-    @remote_action("CREATE_TASK")
-    async def create_task(self, task_data: Task):
-        # Validates task_data against Task model
-        self.tasks.append(task_data)
-        await self.sync()
-
-    @remote_task("PROCESS_BATCH")
-    async def process_batch(self, items: list[str]):
-        for item in items:
-            # Long-running, cancellable operation
-            await asyncio.sleep(1)
-            yield f"Processed {item}"
+# the README's "Actions and Tasks" example (`TaskManager` as the spec writes
+# it, defined once in test_spec_examples), over the wire
 
 
 def test_readme_actions_and_tasks_example():
