@@ -2,6 +2,8 @@
 # Runs the whole test suite on a fresh machine: installs what it needs first
 # (Python packages, Debian's chromium for the browser tests, the JS test
 # dependencies), then lint, then pytest (which also runs the Node tests).
+# The core tests then run a second time on the pure-Python tracking paths
+# (WS_SYNC_PURE=1), the reference for the C ones; arguments skip that pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,12 +26,26 @@ python3 -m ruff check .
 python3 -m ruff format --check .
 
 export WS_SYNC_PROPERTY_EXAMPLES="${WS_SYNC_PROPERTY_EXAMPLES:-2000}"
-set +e
-python3 -m pytest "$@"
-status=$?
-set -e
-if [ "$status" -eq 5 ]; then
-  echo "pytest collected no tests: failing" >&2
-  exit 1
+export WS_SYNC_REQUIRE_NATIVE=1  # the C module must have been built here
+
+run_pytest() {
+  set +e
+  python3 -m pytest "$@"
+  local status=$?
+  set -e
+  if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests: failing" >&2
+    return 1
+  fi
+  return "$status"
+}
+
+run_pytest "$@"
+if [ "$#" -eq 0 ]; then
+  echo "core tests again on the pure-Python tracking paths (WS_SYNC_PURE=1)"
+  WS_SYNC_PURE=1 WS_SYNC_PROPERTY_EXAMPLES=1250 run_pytest -q \
+    tests/test_native.py tests/test_tracking.py tests/test_descriptors.py \
+    tests/test_changelog.py tests/test_patch.py tests/test_sync.py tests/test_validation.py \
+    tests/test_decorators.py tests/test_synced_model.py tests/test_spec_examples.py \
+    tests/test_patch_property.py
 fi
-exit "$status"

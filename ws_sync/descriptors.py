@@ -2,21 +2,24 @@
 
 `SyncedAttribute` defines `__set__` and `__delete__` but no `__get__`: it is a
 data descriptor, so every write goes through it, yet reads fall through to the
-instance ``__dict__`` like any plain attribute.
+instance ``__dict__`` like any plain attribute (no code of ours runs on a read).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from . import native
 from .changelog import MISSING, RESET
 from .tracking import _ATOMIC_TYPES, NODE
 
 
-class SyncedAttribute:
-    """Records the dirty key and wraps lists and dicts on assignment."""
+class SyncedAttribute(native.AttributeBase):  # type: ignore[misc]
+    """Records the dirty key and wraps lists and dicts on assignment. The write
+    runs in C when `native.ENABLED` (the common case there; `ObjNode.assign`
+    for the rest); `_ws_set` is the same logic in Python."""
 
-    __slots__ = ("name",)
+    __slots__ = () if native.ENABLED else ("name",)
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -24,7 +27,7 @@ class SyncedAttribute:
     def __set_name__(self, owner: type, name: str) -> None:
         self.name = name
 
-    def __set__(self, obj: Any, value: Any) -> None:
+    def _ws_set(self, obj: Any, value: Any) -> None:
         d = obj.__dict__
         name = self.name
         node = d.get(NODE)
@@ -45,7 +48,7 @@ class SyncedAttribute:
         if name in node.fields and node.owner_id == id(obj):
             node.assign(obj, name, old, value)
 
-    def __delete__(self, obj: Any) -> None:
+    def _ws_delete(self, obj: Any) -> None:
         d = obj.__dict__
         if self.name not in d:
             raise AttributeError(self.name)
@@ -53,6 +56,10 @@ class SyncedAttribute:
         node = d.get(NODE)
         if node is not None and node.owner_id == id(obj) and self.name in node.fields:
             node.assign(obj, self.name, old, MISSING)
+
+    if not native.ENABLED:
+        __set__ = _ws_set
+        __delete__ = _ws_delete
 
 
 def install(cls: type, names: Any) -> set[str]:

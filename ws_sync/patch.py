@@ -80,6 +80,8 @@ def _replace_whole(node: Any, prefixes: list[str], ops: list[Op], keymap: Any) -
 
 
 def _emit_list(lst: TrackedList, prefixes: list[str], ops: list[Op], root: RootNode) -> None:
+    if lst._ws_tail is not None:
+        lst._ws_flush()
     log = lst._ws_log
     if log is RESET or (log and len(log) > max(len(lst), 1)):
         _replace_whole(lst, prefixes, ops, None)
@@ -143,6 +145,8 @@ def list_positions(lst: TrackedList, child: Any) -> list[int]:
     link = link_to(child, lst)
     if link is None:
         return []
+    if lst._ws_tail is not None:
+        lst._ws_flush()
     value = value_of(child)
     hints = link.hints or []
     if link.count == 1 and len(hints) == 1 and hints[0] < len(lst) and lst[hints[0]] is value:
@@ -346,6 +350,7 @@ def consume(start: Any, root: RootNode) -> None:
         if log is None and not dirty and not node._ws_full:
             continue
         if log is not None and type(node) is TrackedList:
+            node._ws_tail = None  # appends move nothing: the history needs none of them
             archive(node, log)
         node._ws_log = None
         node._ws_dirty = None

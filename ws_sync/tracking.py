@@ -21,6 +21,7 @@ import dataclasses
 import datetime
 import decimal
 import enum
+import operator
 import pathlib
 import uuid
 import weakref
@@ -28,7 +29,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from . import changelog
+from . import changelog, native
 
 NODE = "__ws_node__"
 MISSING: Any = changelog.MISSING
@@ -300,8 +301,12 @@ def mark_opaque(node: Any, key: Any = MISSING) -> None:
 # containers
 
 
-class TrackedList(list):  # type: ignore[type-arg]
-    """A list that logs every mutation; `isinstance(x, list)` stays true."""
+class TrackedList(native.ListBase):  # type: ignore[misc]
+    """A list that logs every mutation; `isinstance(x, list)` stays true.
+
+    `append` and item assignment run in C when `native.ENABLED`; the C code
+    handles atomic values and calls the ``_ws_*`` methods here for the rest.
+    """
 
     __slots__ = (
         "__weakref__",
@@ -312,9 +317,11 @@ class TrackedList(list):  # type: ignore[type-arg]
         "_ws_log",
         "_ws_opaque",
         "_ws_parents",
+        "_ws_tail",
     )
 
     def __init__(self, items: Any = ()) -> None:
+        self._ws_tail: int | None = None
         self._ws_epoch = 0  # rounds of changes consumed (see `patch.archive`)
         self._ws_history: list[Any] | None = None
         self._ws_parents: dict[int, Link] | None = None
@@ -333,7 +340,21 @@ class TrackedList(list):  # type: ignore[type-arg]
         # copies and pickles are plain lists: a copy is not in the synced state
         return (list, (list(self),))
 
+    def _ws_flush(self) -> None:
+        """Write the pending run of appends into the log (see `_ws_append`).
+        Every other op and every reader of the log calls this first."""
+        tail = self._ws_tail
+        if tail is None:
+            return
+        self._ws_tail = None
+        log = self._ws_log
+        if type(log) is list:
+            items = _list_getitem(self, slice(tail, None))
+            log.extend([("add", i, v) for i, v in enumerate(items, tail)])
+
     def _ws_record(self, op: tuple[Any, ...]) -> None:
+        if self._ws_tail is not None:
+            self._ws_flush()
         log = self._ws_log
         if log is None:
             self._ws_log = [op]
@@ -347,6 +368,7 @@ class TrackedList(list):  # type: ignore[type-arg]
             self._ws_log = changelog.RESET
 
     def _ws_reset(self) -> None:
+        self._ws_tail = None
         if self._ws_parents:
             had = self._ws_log
             self._ws_log = changelog.RESET
@@ -355,15 +377,26 @@ class TrackedList(list):  # type: ignore[type-arg]
 
     def _index(self, index: Any) -> int:
         n = len(self)
-        i = index.__index__()
+        i = operator.index(index)
         if i < 0:
             i += n
         if not 0 <= i < n:
             raise IndexError("list index out of range")
         return i
 
-    def append(self, value: Any) -> None:
-        if type(value) not in _ATOMIC_TYPES:
+    def _ws_append(self, value: Any) -> None:
+        # Appends of leaves to a list that already logs this round are not logged
+        # one by one: `_ws_tail` marks where the run starts, and `_ws_flush`
+        # writes it out as add ops before any other op or any read of the log.
+        if type(value) in _ATOMIC_TYPES:
+            if self._ws_parents and type(self._ws_log) is list:
+                if self._ws_tail is None:
+                    self._ws_tail = len(self)
+                _list_append(self, value)
+                return
+        else:
+            if self._ws_tail is not None:
+                self._ws_flush()
             value = adopt(self, len(self), value, True)
         _list_append(self, value)
         if self._ws_parents:
@@ -382,7 +415,7 @@ class TrackedList(list):  # type: ignore[type-arg]
         return self
 
     def __imul__(self, n: Any) -> TrackedList:  # type: ignore[override]
-        n = n.__index__()
+        n = operator.index(n)
         if n <= 0:
             self.clear()
         else:
@@ -390,8 +423,10 @@ class TrackedList(list):  # type: ignore[type-arg]
         return self
 
     def insert(self, index: Any, value: Any) -> None:
+        if self._ws_tail is not None:
+            self._ws_flush()
         n = len(self)
-        i = index.__index__()
+        i = operator.index(index)
         i = max(0, i + n) if i < 0 else min(i, n)
         if type(value) not in _ATOMIC_TYPES:
             value = adopt(self, i, value, True)
@@ -402,6 +437,8 @@ class TrackedList(list):  # type: ignore[type-arg]
     def pop(self, index: Any = -1) -> Any:
         if not self:
             raise IndexError("pop from empty list")
+        if self._ws_tail is not None:
+            self._ws_flush()
         i = self._index(index)
         value = _list_pop(self, i)
         if type(value) not in _ATOMIC_TYPES:
@@ -428,7 +465,9 @@ class TrackedList(list):  # type: ignore[type-arg]
         list.reverse(self)
         self._ws_reset()
 
-    def __setitem__(self, index: Any, value: Any) -> None:
+    def _ws_setitem(self, index: Any, value: Any) -> None:
+        if self._ws_tail is not None:
+            self._ws_flush()
         if type(index) is int and -len(self) <= index < len(self):
             i = index if index >= 0 else index + len(self)
         elif isinstance(index, slice):
@@ -453,13 +492,18 @@ class TrackedList(list):  # type: ignore[type-arg]
                 if len(log) > 2 * len(self) + 32:
                     self._ws_log = _RESET
 
-    def __delitem__(self, index: Any) -> None:
+    def _ws_delitem(self, index: Any) -> None:
         if isinstance(index, slice):
             indices = range(*index.indices(len(self)))
             for i in sorted(indices, reverse=True):
                 self.pop(i)
             return
         self.pop(index)
+
+    if not native.ENABLED:
+        append = _ws_append
+        __setitem__ = _ws_setitem  # type: ignore[assignment]
+        __delitem__ = _ws_delitem  # type: ignore[assignment]
 
     def _set_slice(self, index: slice, values: Any) -> None:
         values = list(values)
@@ -484,8 +528,9 @@ class TrackedList(list):  # type: ignore[type-arg]
             self.insert(start + j, values[j])
 
 
-class TrackedDict(dict):  # type: ignore[type-arg]
-    """A dict that logs every mutation; `isinstance(x, dict)` stays true."""
+class TrackedDict(native.DictBase):  # type: ignore[misc]
+    """A dict that logs every mutation; `isinstance(x, dict)` stays true.
+    Item assignment runs in C when `native.ENABLED` (see `TrackedList`)."""
 
     __slots__ = ("__weakref__", "_ws_dirty", "_ws_full", "_ws_log", "_ws_opaque", "_ws_parents")
 
@@ -510,7 +555,7 @@ class TrackedDict(dict):  # type: ignore[type-arg]
         if type(self._ws_log) is dict and len(self._ws_log) > 2 * len(self) + 32:
             self._ws_log = changelog.RESET
 
-    def __setitem__(self, key: Any, value: Any) -> None:
+    def _ws_setitem(self, key: Any, value: Any) -> None:
         old = dict.get(self, key, MISSING)
         if old is value:
             return
@@ -524,13 +569,17 @@ class TrackedDict(dict):  # type: ignore[type-arg]
             if log is None or log is _RESET or key not in log:
                 self._ws_record(key, old is not MISSING)
 
-    def __delitem__(self, key: Any) -> None:
+    def _ws_delitem(self, key: Any) -> None:
         old = dict.__getitem__(self, key)
         _dict_delitem(self, key)
         if type(old) not in _ATOMIC_TYPES:
             release(self, key, old, False)
         if self._ws_parents:
             self._ws_record(key, True)
+
+    if not native.ENABLED:
+        __setitem__ = _ws_setitem  # type: ignore[assignment]
+        __delitem__ = _ws_delitem  # type: ignore[assignment]
 
     def pop(self, key: Any, *default: Any) -> Any:
         if key in self:
@@ -682,3 +731,7 @@ def hook_class(cls: type) -> None:
 
     cls.__setattr__ = __setattr__  # type: ignore[method-assign,assignment]
     cls.__ws_hooked__ = True  # type: ignore[attr-defined]
+
+
+if native.speedups is not None:
+    native.speedups.configure(TrackedList, TrackedDict, ObjNode, changelog.RESET, MISSING, NODE)

@@ -1,0 +1,521 @@
+/* The hot paths of tracking, in C: a synced attribute write, a tracked list's
+ * append and item assignment, a tracked dict's item assignment.
+ *
+ * Each function handles the common case (an atomic value replacing an atomic
+ * value, a key already in the change log, an append) and hands everything
+ * else to the Python method that holds the whole logic (`_ws_append`,
+ * `_ws_setitem`, `ObjNode.assign`, ...). The Python classes keep their state in
+ * `__slots__`; `configure()` reads the slots' offsets once, so the fast paths
+ * read that state directly. `ws_sync/tracking.py` is the reference: with
+ * WS_SYNC_PURE=1 it runs alone, and the tests run both.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+static PyObject *RESET, *MISSING, *NODE_KEY;
+static PyObject *TrackedList, *TrackedDict, *ObjNode;
+static PyObject *s_add, *s_replace, *s_remove;
+static PyObject *s_ws_append, *s_ws_setitem, *s_ws_delitem, *s_ws_record, *s_ws_delete;
+static PyObject *s_assign;
+
+static Py_ssize_t list_parents, list_log, list_tail, dict_parents, dict_log;
+static Py_ssize_t node_log, node_fields, node_owner_id;
+
+#define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
+
+static inline int
+is_atomic(PyObject *v)
+{
+    PyTypeObject *t = Py_TYPE(v);
+    return t == &PyUnicode_Type || t == &PyLong_Type || t == &PyFloat_Type ||
+           t == &PyBool_Type || v == Py_None || t == &PyBytes_Type;
+}
+
+/* `node._ws_parents` is truthy: the node sits somewhere, so it logs. */
+static inline int
+has_parents(PyObject *parents)
+{
+    return parents != NULL && PyDict_Check(parents) && PyDict_GET_SIZE(parents) > 0;
+}
+
+static inline void
+set_slot(PyObject *obj, Py_ssize_t offset, PyObject *value)
+{
+    PyObject *old = SLOT(obj, offset);
+    Py_INCREF(value);
+    SLOT(obj, offset) = value;
+    Py_XDECREF(old);
+}
+
+static int
+call_method_status(PyObject *self, PyObject *name, PyObject *a, PyObject *b)
+{
+    PyObject *r = PyObject_CallMethodObjArgs(self, name, a, b, NULL);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* ListBase: the C half of TrackedList                                       */
+
+static int
+list_log_op(PyObject *self, PyObject *op)
+{
+    /* Append `op` to the list's log, or hand it to `_ws_record` when there is
+       no log yet (the first op also marks the list dirty upwards). */
+    PyObject *log = SLOT(self, list_log);
+    if (log == NULL || log == Py_None)
+        return call_method_status(self, s_ws_record, op, NULL);
+    if (log == RESET)
+        return 0;
+    return PyList_Append(log, op);
+}
+
+/* Appending a leaf to a list that logs this round only notes where the run
+   of appends starts (`_ws_tail`); `TrackedList._ws_flush` writes the run into
+   the log before any other op or any reader sees it. */
+static PyObject *
+list_append(PyObject *self, PyObject *value)
+{
+    if ((PyObject *)Py_TYPE(self) != TrackedList || !is_atomic(value))
+        return PyObject_CallMethodOneArg(self, s_ws_append, value);
+    if (has_parents(SLOT(self, list_parents))) {
+        PyObject *log = SLOT(self, list_log);
+        if (log == NULL || !PyList_CheckExact(log)) {
+            if (log != RESET) /* the first op of a round marks the list dirty */
+                return PyObject_CallMethodOneArg(self, s_ws_append, value);
+        }
+        else {
+            PyObject *tail = SLOT(self, list_tail);
+            if (tail == NULL || tail == Py_None) {
+                tail = PyLong_FromSsize_t(PyList_GET_SIZE(self));
+                if (tail == NULL)
+                    return NULL;
+                set_slot(self, list_tail, tail);
+                Py_DECREF(tail);
+            }
+        }
+    }
+    if (PyList_Append(self, value) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+/* A replace of slot `i` right after an op that wrote slot `i` collapses into it
+   (see `changelog.list_record`). Returns 1 when collapsed, 0 if not, -1 on error. */
+static int
+list_collapse(PyObject *log, Py_ssize_t i, PyObject *value)
+{
+    Py_ssize_t n = PyList_GET_SIZE(log);
+    if (n == 0)
+        return 0;
+    PyObject *last = PyList_GET_ITEM(log, n - 1);
+    if (!PyTuple_Check(last) || PyTuple_GET_SIZE(last) < 2)
+        return 0;
+    PyObject *kind = PyTuple_GET_ITEM(last, 0);
+    int removed = PyUnicode_Compare(kind, s_remove);
+    if (removed == -1 && PyErr_Occurred())
+        return -1;
+    if (removed == 0)
+        return 0;
+    PyObject *at = PyTuple_GET_ITEM(last, 1);
+    if (!PyLong_CheckExact(at))
+        return 0;
+    Py_ssize_t j = PyLong_AsSsize_t(at);
+    if (j == -1 && PyErr_Occurred())
+        return -1;
+    if (j != i)
+        return 0;
+    PyObject *op = PyTuple_Pack(3, kind, at, value);
+    if (op == NULL)
+        return -1;
+    PyObject_GC_UnTrack(op); /* holds atomic values only */
+    return PyList_SetItem(log, n - 1, op) < 0 ? -1 : 1; /* steals op */
+}
+
+static int
+list_ass_subscript(PyObject *self, PyObject *index, PyObject *value)
+{
+    if (value == NULL)
+        return call_method_status(self, s_ws_delitem, index, NULL);
+    if ((PyObject *)Py_TYPE(self) != TrackedList || !PyLong_CheckExact(index))
+        return call_method_status(self, s_ws_setitem, index, value);
+    PyObject *tail = SLOT(self, list_tail);
+    if (tail != NULL && tail != Py_None) /* a pending run of appends: flush first */
+        return call_method_status(self, s_ws_setitem, index, value);
+    Py_ssize_t n = PyList_GET_SIZE(self);
+    Py_ssize_t i = PyLong_AsSsize_t(index);
+    if (i == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        return call_method_status(self, s_ws_setitem, index, value);
+    }
+    if (i < 0)
+        i += n;
+    if (i < 0 || i >= n)
+        return call_method_status(self, s_ws_setitem, index, value);
+    PyObject *old = PyList_GET_ITEM(self, i);
+    if (old == value)
+        return 0;
+    if (!is_atomic(old) || !is_atomic(value))
+        return call_method_status(self, s_ws_setitem, index, value);
+    Py_INCREF(value);
+    PyList_SET_ITEM(self, i, value);
+    Py_DECREF(old);
+    if (!has_parents(SLOT(self, list_parents)))
+        return 0;
+    PyObject *log = SLOT(self, list_log);
+    if (log != NULL && PyList_CheckExact(log)) {
+        int collapsed = list_collapse(log, i, value);
+        if (collapsed < 0)
+            return -1;
+        if (collapsed)
+            return 0;
+    }
+    PyObject *at = PyLong_FromSsize_t(i);
+    if (at == NULL)
+        return -1;
+    PyObject *op = PyTuple_Pack(3, s_replace, at, value);
+    Py_DECREF(at);
+    if (op == NULL)
+        return -1;
+    PyObject_GC_UnTrack(op); /* holds atomic values only */
+    int status = list_log_op(self, op);
+    Py_DECREF(op);
+    if (status < 0)
+        return -1;
+    log = SLOT(self, list_log);
+    if (log != NULL && PyList_CheckExact(log) &&
+        PyList_GET_SIZE(log) > 2 * PyList_GET_SIZE(self) + 32)
+        set_slot(self, list_log, RESET); /* an overlong log: resend whole */
+    return 0;
+}
+
+static int
+list_ass_item(PyObject *self, Py_ssize_t i, PyObject *value)
+{
+    PyObject *index = PyLong_FromSsize_t(i);
+    if (index == NULL)
+        return -1;
+    int status = list_ass_subscript(self, index, value);
+    Py_DECREF(index);
+    return status;
+}
+
+static PyMethodDef list_methods[] = {
+    {"append", (PyCFunction)list_append, METH_O, "Append and log the add."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyMappingMethods list_as_mapping = {
+    .mp_ass_subscript = list_ass_subscript,
+};
+
+static PySequenceMethods list_as_sequence = {
+    .sq_ass_item = list_ass_item,
+};
+
+static PyTypeObject ListBase = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ws_sync._speedups.ListBase",
+    .tp_doc = "C hot paths of TrackedList.",
+    .tp_basicsize = sizeof(PyListObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_methods = list_methods,
+    .tp_as_mapping = &list_as_mapping,
+    .tp_as_sequence = &list_as_sequence,
+};
+
+/* ------------------------------------------------------------------------ */
+/* DictBase: the C half of TrackedDict                                       */
+
+static int
+dict_ass_subscript(PyObject *self, PyObject *key, PyObject *value)
+{
+    if (value == NULL)
+        return call_method_status(self, s_ws_delitem, key, NULL);
+    if ((PyObject *)Py_TYPE(self) != TrackedDict || !is_atomic(value))
+        return call_method_status(self, s_ws_setitem, key, value);
+    PyObject *old = PyDict_GetItemWithError(self, key);
+    if (old == NULL && PyErr_Occurred())
+        return -1;
+    if (old == value)
+        return 0;
+    if (old != NULL && !is_atomic(old))
+        return call_method_status(self, s_ws_setitem, key, value);
+    int existed = old != NULL;
+    if (PyDict_SetItem(self, key, value) < 0)
+        return -1;
+    if (!has_parents(SLOT(self, dict_parents)))
+        return 0;
+    PyObject *log = SLOT(self, dict_log);
+    if (log == RESET)
+        return 0;
+    if (log != NULL && PyDict_CheckExact(log)) {
+        int logged = PyDict_Contains(log, key);
+        if (logged != 0)
+            return logged < 0 ? -1 : 0;
+    }
+    return call_method_status(self, s_ws_record, key, existed ? Py_True : Py_False);
+}
+
+static PyMappingMethods dict_as_mapping = {
+    .mp_ass_subscript = dict_ass_subscript,
+};
+
+static PyTypeObject DictBase = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ws_sync._speedups.DictBase",
+    .tp_doc = "C hot paths of TrackedDict.",
+    .tp_basicsize = sizeof(PyDictObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_as_mapping = &dict_as_mapping,
+};
+
+/* ------------------------------------------------------------------------ */
+/* AttributeBase: the C half of descriptors.SyncedAttribute                  */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *name;
+} Attribute;
+
+static int
+attribute_init(Attribute *self, PyObject *args, PyObject *kwargs)
+{
+    PyObject *name;
+    if (!PyArg_ParseTuple(args, "U:SyncedAttribute", &name))
+        return -1;
+    Py_INCREF(name);
+    Py_XSETREF(self->name, name);
+    return 0;
+}
+
+static void
+attribute_dealloc(Attribute *self)
+{
+    Py_XDECREF(self->name);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* After `obj.name` went from `old` to `value` (both stored), decide whether
+   the node needs to hear of it: not for a leaf replacing a leaf under a key
+   already logged this round, not for a copy's stale node. */
+static int
+attribute_record(PyObject *name, PyObject *obj, PyObject *node, PyObject *old, PyObject *value)
+{
+    if ((PyObject *)Py_TYPE(node) != ObjNode) {
+        PyObject *r = PyObject_CallMethodObjArgs(node, s_assign, obj, name, old, value, NULL);
+        Py_XDECREF(r);
+        return r == NULL ? -1 : 0;
+    }
+    PyObject *owner_id = SLOT(node, node_owner_id);
+    if (owner_id == NULL || !PyLong_Check(owner_id))
+        return 0;
+    void *owner = PyLong_AsVoidPtr(owner_id);
+    if (owner == NULL && PyErr_Occurred())
+        return -1;
+    if (owner != (void *)obj)
+        return 0;
+    PyObject *log = SLOT(node, node_log);
+    if (log != NULL && PyDict_CheckExact(log) && is_atomic(value) && old != MISSING &&
+        is_atomic(old)) {
+        int logged = PyDict_Contains(log, name);
+        if (logged != 0)
+            return logged < 0 ? -1 : 0;
+    }
+    PyObject *fields = SLOT(node, node_fields);
+    if (fields == NULL)
+        return 0;
+    int synced = PySequence_Contains(fields, name);
+    if (synced <= 0)
+        return synced;
+    PyObject *r = PyObject_CallMethodObjArgs(node, s_assign, obj, name, old, value, NULL);
+    Py_XDECREF(r);
+    return r == NULL ? -1 : 0;
+}
+
+static int
+attribute_set(PyObject *descr, PyObject *obj, PyObject *value)
+{
+    Attribute *self = (Attribute *)descr;
+    if (value == NULL)
+        return call_method_status(descr, s_ws_delete, obj, NULL);
+    PyObject *d = PyObject_GenericGetDict(obj, NULL);
+    if (d == NULL)
+        return -1;
+    int status = -1;
+    PyObject *old = NULL;
+    PyObject *node = PyDict_GetItemWithError(d, NODE_KEY);
+    if (node == NULL && PyErr_Occurred())
+        goto done;
+    Py_XINCREF(node);
+    old = PyDict_GetItemWithError(d, self->name);
+    if (old == NULL && PyErr_Occurred())
+        goto done;
+    old = old == NULL ? Py_NewRef(MISSING) : Py_NewRef(old);
+    if (PyDict_SetItem(d, self->name, value) < 0)
+        goto done;
+    status = 0;
+    if (node != NULL && old != value)
+        status = attribute_record(self->name, obj, node, old, value);
+done:
+    Py_XDECREF(old);
+    Py_XDECREF(node);
+    Py_DECREF(d);
+    return status;
+}
+
+static PyMemberDef attribute_members[] = {
+    {"name", T_OBJECT_EX, offsetof(Attribute, name), 0, "The attribute's name."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject AttributeBase = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ws_sync._speedups.AttributeBase",
+    .tp_doc = "C half of SyncedAttribute: the write path of a synced attribute.",
+    .tp_basicsize = sizeof(Attribute),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)attribute_init,
+    .tp_dealloc = (destructor)attribute_dealloc,
+    .tp_members = attribute_members,
+    .tp_descr_set = attribute_set,
+};
+
+/* ------------------------------------------------------------------------ */
+/* StoreOnly: the cheapest possible data descriptor, for the benchmarks       */
+
+static int
+store_only_set(PyObject *descr, PyObject *obj, PyObject *value)
+{
+    PyObject *d = PyObject_GenericGetDict(obj, NULL);
+    if (d == NULL)
+        return -1;
+    PyObject *name = ((Attribute *)descr)->name;
+    int status = value ? PyDict_SetItem(d, name, value) : PyDict_DelItem(d, name);
+    Py_DECREF(d);
+    return status;
+}
+
+static PyTypeObject StoreOnly = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ws_sync._speedups.StoreOnly",
+    .tp_doc = "A data descriptor that only stores into the instance dict: the floor "
+              "for any tracked attribute write (benchmarks compare against it).",
+    .tp_basicsize = sizeof(Attribute),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)attribute_init,
+    .tp_dealloc = (destructor)attribute_dealloc,
+    .tp_members = attribute_members,
+    .tp_descr_set = store_only_set,
+};
+
+/* ------------------------------------------------------------------------ */
+/* configure()                                                               */
+
+static int
+slot_offset(PyObject *cls, const char *name, Py_ssize_t *offset)
+{
+    PyObject *descr = PyObject_GetAttrString(cls, name);
+    if (descr == NULL)
+        return -1;
+    if (!PyObject_TypeCheck(descr, &PyMemberDescr_Type)) {
+        PyErr_Format(PyExc_TypeError, "%R.%s is not a __slots__ member", cls, name);
+        Py_DECREF(descr);
+        return -1;
+    }
+    PyMemberDef *member = ((PyMemberDescrObject *)descr)->d_member;
+    if (member->type != T_OBJECT_EX) {
+        PyErr_Format(PyExc_TypeError, "%R.%s is not an object slot", cls, name);
+        Py_DECREF(descr);
+        return -1;
+    }
+    *offset = member->offset;
+    Py_DECREF(descr);
+    return 0;
+}
+
+static PyObject *
+configure(PyObject *module, PyObject *args)
+{
+    PyObject *tl, *td, *on, *reset, *missing, *node_key;
+    if (!PyArg_ParseTuple(args, "O!O!O!OOU:configure", &PyType_Type, &tl, &PyType_Type, &td,
+                          &PyType_Type, &on, &reset, &missing, &node_key))
+        return NULL;
+    if (!PyType_IsSubtype((PyTypeObject *)tl, &ListBase) ||
+        !PyType_IsSubtype((PyTypeObject *)td, &DictBase)) {
+        PyErr_SetString(PyExc_TypeError, "configure() needs subclasses of ListBase and DictBase");
+        return NULL;
+    }
+    if (slot_offset(tl, "_ws_parents", &list_parents) < 0 ||
+        slot_offset(tl, "_ws_log", &list_log) < 0 ||
+        slot_offset(tl, "_ws_tail", &list_tail) < 0 ||
+        slot_offset(td, "_ws_parents", &dict_parents) < 0 ||
+        slot_offset(td, "_ws_log", &dict_log) < 0 || slot_offset(on, "_ws_log", &node_log) < 0 ||
+        slot_offset(on, "fields", &node_fields) < 0 ||
+        slot_offset(on, "owner_id", &node_owner_id) < 0)
+        return NULL;
+    Py_XSETREF(TrackedList, Py_NewRef(tl));
+    Py_XSETREF(TrackedDict, Py_NewRef(td));
+    Py_XSETREF(ObjNode, Py_NewRef(on));
+    Py_XSETREF(RESET, Py_NewRef(reset));
+    Py_XSETREF(MISSING, Py_NewRef(missing));
+    Py_INCREF(node_key);
+    PyUnicode_InternInPlace(&node_key);
+    Py_XSETREF(NODE_KEY, node_key);
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"configure", configure, METH_VARARGS,
+     "configure(TrackedList, TrackedDict, ObjNode, RESET, MISSING, NODE): bind the fast "
+     "paths to the Python classes and markers they serve."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module_def = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "ws_sync._speedups",
+    .m_doc = "C hot paths of ws_sync.tracking (optional: the pure-Python code is the reference).",
+    .m_size = -1,
+    .m_methods = module_methods,
+};
+
+static int
+intern(PyObject **target, const char *text)
+{
+    *target = PyUnicode_InternFromString(text);
+    return *target == NULL ? -1 : 0;
+}
+
+PyMODINIT_FUNC
+PyInit__speedups(void)
+{
+    ListBase.tp_base = &PyList_Type;
+    DictBase.tp_base = &PyDict_Type;
+    if (PyType_Ready(&ListBase) < 0 || PyType_Ready(&DictBase) < 0 ||
+        PyType_Ready(&AttributeBase) < 0 || PyType_Ready(&StoreOnly) < 0)
+        return NULL;
+    if (intern(&s_add, "add") < 0 || intern(&s_replace, "replace") < 0 ||
+        intern(&s_remove, "remove") < 0 || intern(&s_ws_append, "_ws_append") < 0 ||
+        intern(&s_ws_setitem, "_ws_setitem") < 0 || intern(&s_ws_delitem, "_ws_delitem") < 0 ||
+        intern(&s_ws_record, "_ws_record") < 0 || intern(&s_ws_delete, "_ws_delete") < 0 ||
+        intern(&s_assign, "assign") < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module_def);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddObjectRef(m, "ListBase", (PyObject *)&ListBase) < 0 ||
+        PyModule_AddObjectRef(m, "DictBase", (PyObject *)&DictBase) < 0 ||
+        PyModule_AddObjectRef(m, "AttributeBase", (PyObject *)&AttributeBase) < 0 ||
+        PyModule_AddObjectRef(m, "StoreOnly", (PyObject *)&StoreOnly) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
