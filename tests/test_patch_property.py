@@ -17,7 +17,7 @@ from typing import Any
 import jsonpatch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from pydantic import BaseModel
+from pydantic import BaseModel, field_serializer
 
 from ws_sync import Sync
 from ws_sync.serialize import dump
@@ -31,6 +31,11 @@ class Item(BaseModel):
     n: int = 0
     sub: list[Any] = []
     meta: dict[str, Any] = {}
+
+    @field_serializer("meta")
+    def _meta_json(self, meta: dict[str, Any]) -> dict[str, Any]:
+        # JSON unlike the value: a change inside `meta` must resend it whole
+        return {"size": len(meta), "entries": meta}
 
 
 @dataclasses.dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 from . import pointer
 from .changelog import MISSING, RESET, shift_forward, shifting_ops, written_this_round
-from .serialize import dumps
+from .serialize import custom_of, dumps, field_json
 from .tracking import NODE, ObjNode, TrackedDict, TrackedList, link_to, value_of
 
 Op = dict[str, Any]
@@ -68,10 +68,15 @@ def _replace_whole(node: Any, prefixes: list[str], ops: list[Op], keymap: Any) -
         obj = node.owner()
         if obj is None:
             return
+        custom = custom_of(type(obj))
+        if custom.whole and keymap is None:
+            _replace_model(obj, prefixes, ops)
+            return
         keymap = keymap if keymap is not None else default_keymap(obj)
+        d = obj.__dict__
         for attr, wire in keymap.items():
-            value = obj.__dict__.get(attr, MISSING)
-            if value is not MISSING:
+            if attr in d:
+                value = field_json(obj, attr) if attr in custom.fields else d[attr]
                 for p in prefixes:
                     ops.append({"op": "add", "path": pointer.join(p, wire), "value": value})
         return
@@ -242,13 +247,64 @@ def _emit_obj(
     obj = node.owner()
     if obj is None:
         return
+    custom = custom_of(type(obj))
+    if custom.whole and keymap is None:  # a model serializer shapes it: no way inside
+        _replace_model(obj, prefixes, ops)
+        return
     wires = keymap if keymap is not None else default_keymap(obj)
     log = node._ws_log
     if log is RESET:
         _replace_whole(node, prefixes, ops, wires)
         return
-    fresh = _emit_keys(log, dict.get, obj.__dict__, wires.get, prefixes, ops) if log else _NONE
+    get = _field_getter(obj, custom.fields) if custom.fields else dict.get
+    fresh = _emit_keys(log, get, obj.__dict__, wires.get, prefixes, ops) if log else _NONE
+    if custom.fields and node._ws_dirty:
+        fresh = _emit_custom_fields(node, obj, custom.fields, fresh, wires, prefixes, ops)
     _emit_keyed_children(node, fresh, wires.get, prefixes, ops, root)
+
+
+def _replace_model(obj: Any, prefixes: list[str], ops: list[Op]) -> None:
+    for p in prefixes:
+        ops.append({"op": "replace", "path": p, "value": obj})
+
+
+def _field_getter(obj: Any, fields: AbstractSet[str]) -> Any:
+    """`dict.get` on the object's ``__dict__``, but fields whose JSON the model
+    shapes come serialized by the model."""
+
+    def get(store: dict[str, Any], key: str, default: Any) -> Any:
+        if key not in store:
+            return default
+        return field_json(obj, key) if key in fields else store[key]
+
+    return get
+
+
+def _emit_custom_fields(
+    node: ObjNode,
+    obj: Any,
+    fields: AbstractSet[str],
+    fresh: AbstractSet[Any],
+    wires: dict[str, str],
+    prefixes: list[str],
+    ops: list[Op],
+) -> set[Any]:
+    """A change inside a field the model serializes its own way: the field goes
+    out whole (its JSON need not mirror its value, so no op inside it would do)."""
+    out = set(fresh)
+    for child in node._ws_dirty.values():  # type: ignore[union-attr]
+        link = link_to(child, node)
+        if link is None or not link.keys:
+            continue
+        for key in link.keys & fields:
+            name = wires.get(key)
+            if key in out or name is None:
+                continue
+            out.add(key)
+            value = field_json(obj, key)
+            for p in prefixes:
+                ops.append({"op": "replace", "path": pointer.join(p, name), "value": value})
+    return out
 
 
 _NONE: frozenset[Any] = frozenset()

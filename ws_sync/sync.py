@@ -21,7 +21,7 @@ from . import descriptors, patch, wire
 from .changelog import MISSING
 from .context import session_context
 from .naming import camel as to_camel
-from .serialize import dump
+from .serialize import attribute_json, dump
 from .tracking import NODE, ObjNode, attach, detach, track_model
 
 ToastType = Literal["default", "message", "info", "success", "warning", "error"]
@@ -208,7 +208,7 @@ class Sync:
             value = self._read(obj, attr)
             if value is MISSING:
                 continue
-            out[w] = dump(value)
+            out[w] = attribute_json(obj, attr, value)
             if attr in volatile:
                 self._last[w] = out[w]
         if self.task_exposure:
@@ -223,7 +223,7 @@ class Sync:
         for attr, w in self._volatile().items():
             value = self._read(obj, attr)
             if value is not MISSING:
-                self._last[w] = dump(value)
+                self._last[w] = attribute_json(obj, attr, value)
         if self.task_exposure:
             self._last[self.task_exposure] = []
 
@@ -250,7 +250,7 @@ class Sync:
             value = self._read(obj, attr)
             if value is MISSING:
                 continue
-            current = dump(value)
+            current = attribute_json(obj, attr, value)
             last = self._last.get(w, MISSING)
             if last is MISSING or last != current:
                 self._last[w] = current

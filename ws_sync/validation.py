@@ -23,7 +23,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from . import pointer
 from .changelog import MISSING
 from .patch import model_keymap
-from .serialize import dump
+from .serialize import attribute_json, dump
 from .sync import Sync, _is_computed
 
 _OPS = {"add", "remove", "replace", "move", "copy", "test"}
@@ -495,7 +495,8 @@ def _apply_on_copy(sync: Sync, ops: list[Any], parsed: list[Any]) -> dict[str, A
                 touched[head] = attr
     if errors:
         raise ClientWriteError(f"_PATCH rejected: {len(errors)} error(s)", errors)
-    doc = {head: dump(getattr(obj, attr)) for head, attr in touched.items()}
+    # the client's view: fields the model serializes its own way, as it does
+    doc = {head: attribute_json(obj, attr, getattr(obj, attr)) for head, attr in touched.items()}
     try:
         result = jsonpatch.apply_patch(doc, ops)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError) as e:
