@@ -13,13 +13,12 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
-from pydantic import ValidationError
-
 from . import tasks, wire
 from .actions import ParamsError
 from .connection import Connection, Frame, FrameRejected
+from .errors import describe, errors_of
 from .invoke import invoke
-from .protocol import INVALID, ProtocolError, error_frame, parse, validation_errors
+from .protocol import INVALID, ProtocolError, error_frame, parse
 from .remote import Kind, RemoteMethod, remote_table
 from .sync import Sync
 from .validation import ClientWriteError
@@ -124,7 +123,7 @@ class Dispatcher:
             await invoke(handler, data)
         except Exception as e:
             logger.exception("session: handler of %r failed", event)
-            self.error(event, _describe(e), _errors_of(e))
+            self.error(event, describe(e, self.session.expose_errors), errors_of(e))
 
     async def _get(self, event: str, sync: Sync, data: Any) -> None:
         self.reply(sync.set_frame())
@@ -140,7 +139,7 @@ class Dispatcher:
             self.reply(sync.set_frame())
         except Exception as e:
             logger.exception("%s: client write failed", sync.key)
-            self.error(event, _describe(e))
+            self.error(event, describe(e, self.session.expose_errors))
             self.reply(sync.set_frame())
 
     def _method(self, event: str, kind: Kind, sync: Sync, data: Any) -> RemoteMethod | None:
@@ -169,7 +168,7 @@ class Dispatcher:
         except Exception as e:
             if not isinstance(e, ParamsError):
                 logger.exception("%s: action %r failed", sync.key, method.key)
-            message, errors = _describe(e), _errors_of(e)
+            message, errors = describe(e, self.session.expose_errors), errors_of(e)
             self.error(event, message, errors, **({"id": call_id} if has_id else {}))
             if has_id:
                 self._action_failed(sync.key, call_id, message, errors)
@@ -202,7 +201,7 @@ class Dispatcher:
         except Exception as e:
             if not isinstance(e, ParamsError | tasks.TaskError):
                 logger.exception("%s: task %r could not start", sync.key, method.key)
-            self.error(event, _describe(e), _errors_of(e))
+            self.error(event, describe(e, self.session.expose_errors), errors_of(e))
 
     async def _task_cancel(self, event: str, sync: Sync, data: Any) -> None:
         method = self._method(event, "task", sync, data)
@@ -213,7 +212,7 @@ class Dispatcher:
             await tasks.cancel(sync, method.key, canceller)
         except Exception as e:
             logger.exception("%s: cancelling task %r failed", sync.key, method.key)
-            self.error(event, _describe(e), _errors_of(e))
+            self.error(event, describe(e, self.session.expose_errors), errors_of(e))
 
 
 ROUTES: dict[str, Route] = {
@@ -231,19 +230,3 @@ def _id_of(kind: str, data: Any) -> dict[str, Any]:
     if kind == "_ACTION" and isinstance(data, dict) and "$id" in data:
         return {"id": data["$id"]}
     return {}
-
-
-def _describe(e: Exception) -> str:
-    if isinstance(e, ParamsError | ClientWriteError):
-        return e.message
-    if isinstance(e, ValidationError):
-        return f"validation failed: {e.error_count()} error(s)"
-    return str(e) or type(e).__name__
-
-
-def _errors_of(e: Exception) -> list[dict[str, Any]]:
-    if isinstance(e, ParamsError | ClientWriteError):
-        return e.errors
-    if isinstance(e, ValidationError):
-        return validation_errors(e)
-    return []

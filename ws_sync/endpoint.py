@@ -70,13 +70,16 @@ def sync_endpoint(
     session_ttl: float = 3600.0,
     max_sessions: int = 10_000,
     name: str | None = None,
+    expose_errors: bool = True,
 ) -> WebSocketRoute:
     """A `WebSocketRoute` at `path` serving sessions built by `factory`.
 
     `factory()` (sync or async) runs in the new session's context; return the
     objects to keep (a synced object, a list, anything: it is held for the
     life of the session). ``user_sessions`` may be a `SessionRegistry` to share
-    or inspect; the route exposes it as ``route.registry``.
+    or inspect; the route exposes it as ``route.registry``. With
+    ``expose_errors=False`` clients read "internal error" instead of the text
+    of an exception raised by the app (see `ws_sync.errors`).
     """
     limits = limits or Limits()
     origins = list(allowed_origins) if allowed_origins is not None else None
@@ -90,7 +93,7 @@ def sync_endpoint(
 
     async def create() -> Session:
         try:
-            return await new_session(factory, limits)
+            return await new_session(factory, limits, expose_errors=expose_errors)
         except Exception as e:
             logger.exception("sync_endpoint: the session factory failed")
             raise FactoryError from e
@@ -137,9 +140,11 @@ def sync_endpoint(
     return route
 
 
-async def new_session(factory: Callable[[], Any], limits: Limits | None = None) -> Session:
+async def new_session(
+    factory: Callable[[], Any], limits: Limits | None = None, *, expose_errors: bool = True
+) -> Session:
     """A `Session` with the objects of ``factory()`` built in it and kept."""
-    session = Session(limits=limits)
+    session = Session(limits=limits, expose_errors=expose_errors)
     with session:
         made = factory()
         if inspect.isawaitable(made):

@@ -69,8 +69,11 @@ class Session:
         *,
         state: SessionState | None = None,
         limits: Limits | None = None,
+        expose_errors: bool = True,
     ) -> None:
         self.logger = logger or logging.getLogger("ws_sync")
+        self.expose_errors = expose_errors
+        """Whether a failing handler's exception text reaches the client (see `errors`)."""
         self.state: SessionState | None = state
         """User state; its `on_connect` / `on_disconnect` / `on_terminate` hooks are called."""
         self.limits = limits or Limits()

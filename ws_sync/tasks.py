@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from starlette.concurrency import iterate_in_threadpool
 
 from . import wire
+from .errors import TaskError, describe
 from .invoke import invoke
 from .remote import RemoteMethod
 from .sync import Sync
@@ -29,10 +30,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger("ws_sync")
 
 Status = Literal["completed", "cancelled", "failed"]
-
-
-class TaskError(Exception):
-    """A task could not be started or cancelled (e.g. it is already running)."""
 
 
 class TaskRun:
@@ -68,7 +65,7 @@ class TaskRun:
             status = "cancelled"
         except Exception as e:
             logger.exception("%s: task %r failed", self.sync.key, self.key)
-            status, error = "failed", str(e) or type(e).__name__
+            status, error = "failed", describe(e, self.session.expose_errors)
         self._end(status, result, error)
 
     def _never_ran(self, task: asyncio.Task[None]) -> None:
