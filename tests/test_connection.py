@@ -17,7 +17,11 @@ from ws_sync.limits import Limits, TokenBucket, too_deep
 
 class FakeWebSocket:
     """The parts of a Starlette WebSocket a Connection uses. `stalled` holds
-    every send until it is set: a client that stops reading."""
+    every send until it is set: a client that stops reading. `yields` makes
+    every send wait that many loop turns before it completes (as the
+    TestClient's does); `fail` is raised by the next send as soon as it starts.
+    `started` records every frame a send began, `abandoned` every frame whose
+    send was cancelled or closed before it completed."""
 
     def __init__(self) -> None:
         self.scope: dict[str, Any] = {}
@@ -30,11 +34,25 @@ class FakeWebSocket:
         self.first_send = asyncio.Event()
         self.progress = asyncio.Event()
         self.receiving = asyncio.Event()
+        self.yields = 0
+        self.fail: BaseException | None = None
+        self.started: list[Any] = []
+        self.abandoned: list[Any] = []
 
     async def send(self, message: dict[str, Any]) -> None:
+        data = message.get("text", message.get("bytes"))
+        self.started.append(data)
         self.first_send.set()
-        await self.stalled.wait()
-        self.sent.append(message.get("text", message.get("bytes")))
+        if self.fail is not None:
+            raise self.fail
+        try:
+            for _ in range(self.yields):
+                await asyncio.sleep(0)
+            await self.stalled.wait()
+        except BaseException:
+            self.abandoned.append(data)
+            raise
+        self.sent.append(data)
         self.progress.set()
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
@@ -154,6 +172,208 @@ async def test_close_of_a_client_that_reads_nothing_is_bounded():
     async with asyncio.timeout(5):
         await conn.close(message="bye")
     assert conn.closing and ws.closed_with is None
+
+
+async def test_a_send_that_does_not_wait_goes_out_inside_push():
+    conn, ws = connection()
+    await asyncio.sleep(0)  # the writer has started and is idle
+    assert conn.push("a")
+    assert conn.push_many(["meta", b"bytes"])
+    assert ws.sent == ["a", "meta", b"bytes"]  # no loop turn needed: sent by push itself
+    assert conn.queued == (0, 0)
+    assert not conn._wake.is_set()  # the writer was not woken
+
+
+async def test_frames_pushed_while_a_send_waits_go_out_after_it_in_order():
+    conn, ws = connection()
+    ws.yields = 1  # every send waits one loop turn halfway
+    assert conn.push("a")
+    assert ws.started == ["a"] and ws.sent == []  # started by push, suspended halfway
+    assert conn.push("b")
+    assert conn.push_many(["c", b"d"])
+    assert ws.started == ["a"]  # nothing else starts while "a" is pending
+    assert conn.queued == (3, 3)
+    assert await drained(conn, ws, 4) == ["a", "b", "c", b"d"]
+    assert ws.started == ["a", "b", "c", b"d"]  # one send at a time, in order
+    ws.yields = 0
+    for _ in range(3):
+        await asyncio.sleep(0)  # the writer goes idle again
+    assert conn.push("e")
+    assert ws.sent[-1] == "e"  # and sends start in push again
+
+
+async def test_push_many_behind_a_send_that_suspends_keeps_the_group_in_order():
+    conn, ws = connection(outbound_frames=1, outbound_bytes=1)
+    ws.yields = 1
+    # the group is taken whole: its first frame starts at once, the rest queue
+    # behind it even though they are over the budget
+    assert conn.push_many(["meta", b"bytes", "after"])
+    assert conn.queued == (2, 10)
+    assert await drained(conn, ws, 3) == ["meta", b"bytes", "after"]
+    assert not conn.closing
+
+
+async def test_close_soon_behind_a_suspended_send_sends_everything_first():
+    conn, ws = connection()
+    ws.stalled.clear()
+    conn.push("a")
+    conn.push("b")
+    conn.close_soon(1000, message="bye")
+    assert not conn.push("late")
+    ws.stalled.set()
+    async with asyncio.timeout(5):
+        await conn.wait_closed()
+    assert ws.sent == [
+        "a",
+        "b",
+        json.dumps({"type": "_DISCONNECT", "data": "bye"}, separators=(",", ":")),
+    ]
+    assert ws.closed_with == (1000, "")
+
+
+@pytest.mark.parametrize(
+    "error", [OSError("gone"), RuntimeError("closed"), asyncio.CancelledError()]
+)
+async def test_a_send_that_fails_inside_push_closes_the_connection_not_the_caller(error):
+    conn, ws = connection()
+    await asyncio.sleep(0)
+    ws.fail = error
+    assert not conn.push("x")  # no exception reaches the caller
+    assert ws.started == ["x"]
+    assert conn.closing
+    async with asyncio.timeout(5):
+        await conn.wait_closed()
+    ws.fail = None
+    assert not conn.push("after")
+    assert not conn.push_many(["a", "b"])
+    assert ws.started == ["x"]
+    assert conn.queued == (0, 0)
+
+
+async def test_a_send_that_fails_inside_push_many_drops_the_rest():
+    conn, ws = connection()
+    await asyncio.sleep(0)
+    ws.fail = OSError("gone")
+    assert not conn.push_many(["meta", b"bytes"])
+    assert ws.started == ["meta"]
+    assert conn.closing and conn.queued == (0, 0)
+
+
+async def test_a_send_that_fails_inside_push_wakes_the_blocked_reader():
+    conn, ws = connection()
+
+    async def reader() -> Any:
+        conn.bind_reader()
+        return await conn.receive()
+
+    task = asyncio.create_task(reader())
+    async with asyncio.timeout(5):
+        await ws.receiving.wait()
+    ws.fail = OSError("gone")
+    assert not conn.push("x")
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert conn.reader_cancelled
+
+
+async def test_a_send_that_fails_after_suspending_closes_the_connection():
+    conn, ws = connection()
+    ws.stalled.clear()
+    assert conn.push("x")
+    conn.push("queued")
+    ws.stalled.set()
+    real_wait = ws.stalled.wait
+
+    async def broken() -> None:
+        raise OSError("gone")
+
+    ws.stalled.wait = broken  # type: ignore[method-assign]
+    async with asyncio.timeout(5):
+        await conn.wait_closed()  # "x" was resumed by the writer; "queued" failed
+    ws.stalled.wait = real_wait  # type: ignore[method-assign]
+    assert ws.sent == ["x"] and conn.closing
+    assert not conn.push("after")
+
+
+async def test_a_stalled_client_is_cut_off_without_holding_up_another():
+    slow, slow_ws = connection(outbound_frames=5, outbound_bytes=10_000, close_timeout=0.05)
+    fast, fast_ws = connection(outbound_frames=5, outbound_bytes=10_000)
+    await asyncio.sleep(0)
+    slow_ws.stalled.clear()
+    for i in range(20):
+        frame = f"f{i}"
+        fast.push(frame)
+        slow.push(frame)
+        assert fast_ws.sent[-1] == frame  # sent inside push, whatever the slow client does
+    assert slow.closing and slow.close_code == 1013
+    assert not fast.closing and fast.queued == (0, 0)
+    async with asyncio.timeout(5):
+        await slow.wait_closed()
+    assert slow_ws.sent == [] and slow_ws.abandoned == ["f0"]
+    assert fast_ws.sent == [f"f{i}" for i in range(20)]
+
+
+async def test_abort_before_the_writer_takes_a_suspended_send_closes_it():
+    conn, ws = connection(outbound_frames=1, close_timeout=0.05)
+    await asyncio.sleep(0)
+    ws.stalled.clear()
+    assert conn.push("a")  # suspended in push; the writer has not run since
+    assert conn.push("b")
+    assert not conn.push("c")  # over the budget: aborted at once
+    assert ws.abandoned == ["a"]  # the pending send was stopped, not left dangling
+    assert conn.closing and conn.close_code == 1013
+    async with asyncio.timeout(5):
+        await conn.wait_closed()
+    assert ws.sent == []
+
+
+async def test_a_stalled_send_started_in_push_is_watched_once_frames_wait():
+    conn, ws = connection(send_timeout=0.05, close_timeout=0.05)
+    await asyncio.sleep(0)
+    ws.stalled.clear()
+    conn.push("stuck")  # starts in push and suspends: handed to the writer
+    await asyncio.sleep(0.1)  # longer than send_timeout, but no frame waits behind it
+    assert not conn.closing
+    conn.push("waiting")
+    async with asyncio.timeout(5):
+        await conn.wait_closed()
+    assert conn.close_code == 1013 and ws.sent == [] and ws.abandoned == ["stuck"]
+
+
+async def test_push_outside_a_task_leaves_the_send_to_the_writer():
+    """A send may need to run inside a task (anyio asks sniffio, which looks
+    for the current task): pushes from loop callbacks and other threads are
+    sent by the writer, not started in the callback."""
+    ws = FakeWebSocket()
+    fake_send = ws.send
+
+    async def send(message: dict[str, Any]) -> None:
+        if asyncio.current_task() is None:
+            raise RuntimeError("not in a task")
+        await fake_send(message)
+
+    ws.send = send  # type: ignore[method-assign]
+    conn = Connection(ws, Limits())  # type: ignore[arg-type]
+    conn.start()
+    await asyncio.sleep(0)
+    loop = asyncio.get_running_loop()
+    loop.call_soon(conn.push, "from a callback")
+    loop.call_soon(conn.push_many, ["meta", b"bytes"])
+    thread = threading.Thread(target=lambda: conn.push("from a thread"))
+    thread.start()
+    thread.join()
+    assert await drained(conn, ws, 4) == ["from a callback", "meta", b"bytes", "from a thread"]
+    assert not conn.closing
+
+
+async def test_frames_pushed_before_start_go_out_first():
+    ws = FakeWebSocket()
+    conn = Connection(ws, Limits())  # type: ignore[arg-type]
+    assert conn.push("early")
+    conn.start()
+    assert conn.push("later")
+    assert ws.sent == []  # "later" waits behind "early", which the writer sends
+    assert await drained(conn, ws, 2) == ["early", "later"]
 
 
 # --------------------------------------------------------------------------- #

@@ -1,18 +1,26 @@
 """One WebSocket: a checked receive, and a bounded outbound queue with its writer.
 
-Syncs never await the network. `push` only enqueues; one writer task per
-connection sends the frames in order. A client that reads too slowly fills its
-own queue (or keeps frames waiting behind one send for longer than
-`Limits.send_timeout`) and is closed with 1013; it cannot hold up the syncs of
-anyone else, nor grow memory without bound.
+Syncs never await the network. When nothing is queued and no send is pending,
+`push` starts the send itself and runs it until it first has to wait: on a
+writable socket the ASGI server writes the frame to the transport without
+waiting at all, so the frame is out before `push` returns. A send that does
+have to wait (the transport's buffer is full, a test client yields) is handed,
+suspended, to the connection's writer task, and every frame pushed meanwhile
+queues behind it; the writer sends them in order. Either way `push` returns at
+once. A client that reads too slowly fills its own queue (or keeps frames
+waiting behind one send for longer than `Limits.send_timeout`) and is closed
+with 1013; it cannot hold up the syncs of anyone else, nor grow memory without
+bound.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 from collections import deque
+from collections.abc import Coroutine, Generator
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
@@ -29,6 +37,9 @@ CLOSE_POLICY = 1008
 CLOSE_GOING_AWAY = 1001
 
 _SCOPE_KEY = "ws_sync.connection"
+
+_current_task = asyncio.current_task
+_get_ident = threading.get_ident
 
 
 class FrameRejected(Exception):
@@ -47,6 +58,42 @@ class _Close:
     def __init__(self, code: int, reason: str) -> None:
         self.code = code
         self.reason = reason
+
+
+class _Resume:
+    """Awaiting it finishes a send coroutine that was started elsewhere and
+    suspended: `first` is what its first step yielded (the future it waits on,
+    or None for a bare yield), passed on to the task awaiting this; what the
+    task sends or throws back goes on into the coroutine, as `await` would."""
+
+    __slots__ = ("coro", "first")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
+        self.coro = coro
+        self.first = first
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coro = self.coro
+        yielded = self.first
+        while True:
+            try:
+                value = yield yielded
+            except BaseException as e:  # cancellation thrown in by the task
+                try:
+                    yielded = coro.throw(e)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    yielded = coro.send(value)
+                except StopIteration:
+                    return
+
+
+def _message(frame: Frame) -> dict[str, Any]:
+    if isinstance(frame, str):
+        return {"type": "websocket.send", "text": frame}
+    return {"type": "websocket.send", "bytes": frame}
 
 
 class Connection:
@@ -77,6 +124,11 @@ class Connection:
         self._thread: int | None = None
         self._sending_since: float | None = None
         self._watchdog: asyncio.TimerHandle | None = None
+        # True while `push` may send at once: started, accepted, not closing,
+        # nothing queued and no send pending.
+        self._idle = False
+        # A send that suspended in `push`, not yet taken over by the writer.
+        self._inflight: tuple[Coroutine[Any, Any, Any], Any] | None = None
         ws.scope[_SCOPE_KEY] = self
 
     @classmethod
@@ -101,6 +153,15 @@ class Connection:
         self._loop = asyncio.get_running_loop()
         self._thread = threading.get_ident()
         self._writer = self._loop.create_task(self._write(), name="ws_sync writer")
+        self._idle = self._can_send_now()
+
+    def _can_send_now(self) -> bool:
+        return (
+            not self._queue
+            and self._inflight is None
+            and not self.closing
+            and self.ws.application_state == WebSocketState.CONNECTED
+        )
 
     def bind_reader(self) -> None:
         """Mark the current task as the one receiving, so a close can wake it."""
@@ -128,6 +189,7 @@ class Connection:
         if message is not None:
             self._enqueue(wire.encode(wire.DISCONNECT, message))
         self.closing = True
+        self._idle = False
         self.close_code = code
         self._queue.append(_Close(code, reason))
         self._wake.set()
@@ -138,9 +200,11 @@ class Connection:
         if self._done.is_set() or (self._closer is not None and self.closing):
             return
         self.closing = True
+        self._idle = False
         self.close_code = code
         self._queue.clear()
         self._queued = 0
+        self._drop_inflight()
         writer = self._writer
         if writer is not None and writer is not asyncio.current_task():
             writer.cancel()
@@ -157,13 +221,24 @@ class Connection:
             self._watchdog.cancel()
             self._watchdog = None
         self.closing = True
+        self._idle = False
         self._queue.clear()
         self._queued = 0
+        self._drop_inflight()
         self._done.set()
         writer = self._writer
         if writer is not None and writer is not asyncio.current_task():
             writer.cancel()
         self._wake_reader()
+
+    def _drop_inflight(self) -> None:
+        """Give up a send that suspended in `push` before the writer took it
+        over (once taken, cancelling the writer cancels it)."""
+        inflight = self._inflight
+        if inflight is not None:
+            self._inflight = None
+            with contextlib.suppress(RuntimeError):  # it would not stop: dropped anyway
+                inflight[0].close()
 
     def _wake_reader(self) -> None:
         """A reader blocked in `receive` would wait for a client that may never
@@ -187,12 +262,14 @@ class Connection:
     # outbound
 
     def push(self, frame: Frame) -> bool:
-        """Enqueue one frame; never blocks. False if dropped (closing, or the
-        client is too slow and is being disconnected)."""
-        if self._thread is not None and threading.get_ident() != self._thread:
+        """Send or enqueue one frame; never blocks. False if dropped (closing,
+        the send failed, or the client is too slow and is being disconnected)."""
+        if self._thread is not None and _get_ident() != self._thread:
             assert self._loop is not None
             self._loop.call_soon_threadsafe(self.push, frame)
             return True
+        if self._idle and _current_task(self._loop) is not None:
+            return self._send_now(frame)
         if self.closing:
             return False
         if not self._fits(len(frame), 1):
@@ -203,19 +280,57 @@ class Connection:
         return True
 
     def push_many(self, frames: list[Frame]) -> bool:
-        """Enqueue frames back to back (a `_BIN_META` and its bytes): all or none."""
-        if self._thread is not None and threading.get_ident() != self._thread:
+        """Frames back to back (a `_BIN_META` and its bytes): all or none."""
+        if self._thread is not None and _get_ident() != self._thread:
             assert self._loop is not None
             self._loop.call_soon_threadsafe(self.push_many, frames)
             return True
         if self.closing:
             return False
-        if not self._fits(sum(len(f) for f in frames), len(frames)):
+        now = self._idle and _current_task(self._loop) is not None
+        if not now and not self._fits(sum(len(f) for f in frames), len(frames)):
             return False
         for frame in frames:
-            self._enqueue(frame)
+            if now and self._idle:
+                if not self._send_now(frame):
+                    return False
+            else:
+                # behind a send that suspended, or checked against the budget above
+                self._enqueue(frame)
         if self._sending_since is not None:
             self._watch()
+        return True
+
+    def _send_now(self, frame: Frame) -> bool:
+        """Start sending `frame` from the calling task, with nothing queued or
+        pending: run the send until it completes or first has to wait. If it
+        waits, the writer task finishes it and frames pushed meanwhile queue
+        behind it. If it fails, the connection is finished, as when the writer's
+        send fails; the caller gets False, never the exception.
+
+        Only from inside a task (`push` checks): some sends look for the
+        running task before their first wait (anyio's streams, under
+        Starlette's TestClient, ask sniffio which library runs them). A send is
+        assumed not to tie itself to that task across its first wait (an
+        `asyncio.timeout` or anyio cancel scope entered before it): uvicorn's,
+        the TestClient's and the fakes in the tests do not."""
+        coro = self.ws.send(
+            {"type": "websocket.send", "text": frame}
+            if isinstance(frame, str)
+            else {"type": "websocket.send", "bytes": frame}
+        )
+        try:
+            yielded = coro.send(None)
+        except StopIteration:
+            return True
+        except (Exception, asyncio.CancelledError):
+            self._finish()  # the client is gone
+            return False
+        assert self._loop is not None
+        self._idle = False
+        self._inflight = (coro, yielded)
+        self._sending_since = self._loop.time()
+        self._wake.set()
         return True
 
     def _fits(self, size: int, count: int) -> bool:
@@ -232,6 +347,7 @@ class Connection:
         return True
 
     def _enqueue(self, frame: Frame) -> None:
+        self._idle = False
         self._queue.append(frame)
         self._queued += len(frame)
         self._wake.set()
@@ -242,29 +358,41 @@ class Connection:
         return len(self._queue), self._queued
 
     async def _write(self) -> None:
+        """Finish a send that suspended in `push`, then send what is queued, in
+        order, all of it per wake-up. A send that completes without waiting
+        costs no timestamp and no timer; only one that suspends is marked
+        (`_sending_since`) for the stall check."""
         send = self.ws.send
         queue = self._queue
+        wake = self._wake
         clock = asyncio.get_running_loop().time
         try:
             while True:
+                inflight = self._inflight
+                if inflight is not None:
+                    self._inflight = None
+                    await _Resume(*inflight)
+                    self._sending_since = None
+                    continue
                 if not queue:
-                    self._wake.clear()
-                    await self._wake.wait()
+                    self._idle = self._can_send_now()
+                    wake.clear()
+                    await wake.wait()
                     continue
                 item = queue.popleft()
                 if isinstance(item, _Close):
                     await self._close_socket(item.code, item.reason)
                     return
                 self._queued -= len(item)
-                message = (
-                    {"type": "websocket.send", "text": item}
-                    if isinstance(item, str)
-                    else {"type": "websocket.send", "bytes": item}
-                )
+                coro = send(_message(item))
+                try:
+                    yielded = coro.send(None)
+                except StopIteration:
+                    continue
                 self._sending_since = clock()
                 if queue:
                     self._watch()
-                await send(message)
+                await _Resume(coro, yielded)
                 self._sending_since = None
         except asyncio.CancelledError:
             raise
