@@ -47,5 +47,5 @@ if [ "$#" -eq 0 ]; then
     tests/test_native.py tests/test_tracking.py tests/test_descriptors.py \
     tests/test_changelog.py tests/test_patch.py tests/test_sync.py tests/test_validation.py \
     tests/test_decorators.py tests/test_synced_model.py tests/test_spec_examples.py \
-    tests/test_patch_property.py
+    tests/test_threads.py tests/test_patch_property.py
 fi

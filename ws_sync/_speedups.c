@@ -17,7 +17,9 @@ static PyObject *RESET, *MISSING, *NODE_KEY;
 static PyObject *TrackedList, *TrackedDict, *ObjNode;
 static PyObject *s_add, *s_replace, *s_remove;
 static PyObject *s_ws_append, *s_ws_setitem, *s_ws_delitem, *s_ws_record, *s_ws_delete;
-static PyObject *s_assign;
+static PyObject *s_assign, *s_ws_set;
+static PyObject *call_locked; /* threads.call_locked */
+static int threaded;            /* a handler runs in a worker thread (see threads.py) */
 
 static Py_ssize_t list_parents, list_log, list_tail, dict_parents, dict_log;
 static Py_ssize_t node_log, node_fields, node_owner_id;
@@ -58,6 +60,28 @@ call_method_status(PyObject *self, PyObject *name, PyObject *a, PyObject *b)
     return 0;
 }
 
+/* While threaded, every write takes the Python path under threads.LOCK. */
+static PyObject *
+locked(PyObject *self, PyObject *name, PyObject *a, PyObject *b)
+{
+    PyObject *method = PyObject_GetAttr(self, name);
+    if (method == NULL)
+        return NULL;
+    PyObject *r = PyObject_CallFunctionObjArgs(call_locked, method, a, b, NULL);
+    Py_DECREF(method);
+    return r;
+}
+
+static int
+locked_status(PyObject *self, PyObject *name, PyObject *a, PyObject *b)
+{
+    PyObject *r = locked(self, name, a, b);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* ListBase: the C half of TrackedList                                       */
 
@@ -80,6 +104,8 @@ list_log_op(PyObject *self, PyObject *op)
 static PyObject *
 list_append(PyObject *self, PyObject *value)
 {
+    if (threaded)
+        return locked(self, s_ws_append, value, NULL);
     if ((PyObject *)Py_TYPE(self) != TrackedList || !is_atomic(value))
         return PyObject_CallMethodOneArg(self, s_ws_append, value);
     if (has_parents(SLOT(self, list_parents))) {
@@ -139,6 +165,9 @@ list_collapse(PyObject *log, Py_ssize_t i, PyObject *value)
 static int
 list_ass_subscript(PyObject *self, PyObject *index, PyObject *value)
 {
+    if (threaded)
+        return value == NULL ? locked_status(self, s_ws_delitem, index, NULL)
+                             : locked_status(self, s_ws_setitem, index, value);
     if (value == NULL)
         return call_method_status(self, s_ws_delitem, index, NULL);
     if ((PyObject *)Py_TYPE(self) != TrackedList || !PyLong_CheckExact(index))
@@ -234,6 +263,9 @@ static PyTypeObject ListBase = {
 static int
 dict_ass_subscript(PyObject *self, PyObject *key, PyObject *value)
 {
+    if (threaded)
+        return value == NULL ? locked_status(self, s_ws_delitem, key, NULL)
+                             : locked_status(self, s_ws_setitem, key, value);
     if (value == NULL)
         return call_method_status(self, s_ws_delitem, key, NULL);
     if ((PyObject *)Py_TYPE(self) != TrackedDict || !is_atomic(value))
@@ -341,6 +373,9 @@ static int
 attribute_set(PyObject *descr, PyObject *obj, PyObject *value)
 {
     Attribute *self = (Attribute *)descr;
+    if (threaded)
+        return value == NULL ? locked_status(descr, s_ws_delete, obj, NULL)
+                             : locked_status(descr, s_ws_set, obj, value);
     if (value == NULL)
         return call_method_status(descr, s_ws_delete, obj, NULL);
     PyObject *d = PyObject_GenericGetDict(obj, NULL);
@@ -443,9 +478,9 @@ slot_offset(PyObject *cls, const char *name, Py_ssize_t *offset)
 static PyObject *
 configure(PyObject *module, PyObject *args)
 {
-    PyObject *tl, *td, *on, *reset, *missing, *node_key;
-    if (!PyArg_ParseTuple(args, "O!O!O!OOU:configure", &PyType_Type, &tl, &PyType_Type, &td,
-                          &PyType_Type, &on, &reset, &missing, &node_key))
+    PyObject *tl, *td, *on, *reset, *missing, *node_key, *locker;
+    if (!PyArg_ParseTuple(args, "O!O!O!OOUO:configure", &PyType_Type, &tl, &PyType_Type, &td,
+                          &PyType_Type, &on, &reset, &missing, &node_key, &locker))
         return NULL;
     if (!PyType_IsSubtype((PyTypeObject *)tl, &ListBase) ||
         !PyType_IsSubtype((PyTypeObject *)td, &DictBase)) {
@@ -465,16 +500,40 @@ configure(PyObject *module, PyObject *args)
     Py_XSETREF(ObjNode, Py_NewRef(on));
     Py_XSETREF(RESET, Py_NewRef(reset));
     Py_XSETREF(MISSING, Py_NewRef(missing));
+    Py_XSETREF(call_locked, Py_NewRef(locker));
     Py_INCREF(node_key);
     PyUnicode_InternInPlace(&node_key);
     Py_XSETREF(NODE_KEY, node_key);
     Py_RETURN_NONE;
 }
 
+static PyObject *
+set_threaded(PyObject *module, PyObject *flag)
+{
+    int on = PyObject_IsTrue(flag);
+    if (on < 0)
+        return NULL;
+    if (on && call_locked == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "configure() first");
+        return NULL;
+    }
+    threaded = on;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+get_threaded(PyObject *module, PyObject *unused)
+{
+    return PyBool_FromLong(threaded);
+}
+
 static PyMethodDef module_methods[] = {
     {"configure", configure, METH_VARARGS,
-     "configure(TrackedList, TrackedDict, ObjNode, RESET, MISSING, NODE): bind the fast "
-     "paths to the Python classes and markers they serve."},
+     "configure(TrackedList, TrackedDict, ObjNode, RESET, MISSING, NODE, call_locked): "
+     "bind the fast paths to the Python classes, markers and lock they serve."},
+    {"set_threaded", set_threaded, METH_O,
+     "While true, every write takes the Python path through call_locked."},
+    {"threaded", get_threaded, METH_NOARGS, "The flag set_threaded() set."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -505,7 +564,7 @@ PyInit__speedups(void)
         intern(&s_remove, "remove") < 0 || intern(&s_ws_append, "_ws_append") < 0 ||
         intern(&s_ws_setitem, "_ws_setitem") < 0 || intern(&s_ws_delitem, "_ws_delitem") < 0 ||
         intern(&s_ws_record, "_ws_record") < 0 || intern(&s_ws_delete, "_ws_delete") < 0 ||
-        intern(&s_assign, "assign") < 0)
+        intern(&s_assign, "assign") < 0 || intern(&s_ws_set, "_ws_set") < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)

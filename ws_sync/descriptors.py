@@ -11,6 +11,7 @@ from typing import Any
 
 from . import native
 from .changelog import MISSING, RESET
+from .threads import locked
 from .tracking import _ATOMIC_TYPES, NODE
 
 
@@ -58,8 +59,8 @@ class SyncedAttribute(native.AttributeBase):  # type: ignore[misc]
             node.assign(obj, self.name, old, MISSING)
 
     if not native.ENABLED:
-        __set__ = _ws_set
-        __delete__ = _ws_delete
+        __set__ = locked(_ws_set)
+        __delete__ = locked(_ws_delete)
 
 
 def install(cls: type, names: Any) -> set[str]:

@@ -22,6 +22,7 @@ from .changelog import MISSING
 from .context import session_context
 from .naming import camel as to_camel
 from .serialize import attribute_json, dump
+from .threads import locked
 from .tracking import NODE, ObjNode, attach, detach, track_model
 
 ToastType = Literal["default", "message", "info", "success", "warning", "error"]
@@ -58,6 +59,7 @@ class Sync:
         `_send_on_init`, `_expose_running_tasks`, `_read_only`, `_logger`)."""
         return cls(_obj, _key, **only_options(attributes))
 
+    @locked
     def __init__(
         self,
         obj: Any,
@@ -197,6 +199,7 @@ class Sync:
     # ------------------------------------------------------------------ #
     # state and patches
 
+    @locked
     def state(self) -> dict[str, Any]:
         """The full synced state, JSON-compatible; refreshes the comparison cache."""
         obj = self.obj
@@ -236,6 +239,7 @@ class Sync:
             self.logger.exception("%s: reading %r failed", self.key, attr)
             return MISSING
 
+    @locked
     def collect(self) -> list[dict[str, Any]]:
         """Consume what changed since the last call, as RFC 6902 ops whose values
         are still Python objects (serialize before anything mutates again)."""
@@ -264,6 +268,7 @@ class Sync:
                 )
         return ops
 
+    @locked
     def flush(self, exclude: Any = None) -> list[dict[str, Any]]:
         """Send pending changes now; returns the ops. Nothing is sent (and
         nothing is lost) while no session is connected: they start with `_SET`."""
@@ -277,6 +282,7 @@ class Sync:
         self._last_sync = time.monotonic()
         return ops
 
+    @locked
     def set_frame(self) -> str:
         """`_SET` for one subscriber. Pending changes go to the others first, or
         they would reach this one twice."""
@@ -329,6 +335,7 @@ class Sync:
         with contextlib.suppress(Exception):
             session.unregister(self)
 
+    @locked
     def close(self) -> None:
         """Stop syncing at once: leave every session and drop the tracking root."""
         for s in list(self.sessions):
@@ -388,6 +395,7 @@ class Sync:
 
         self._client_write(apply_patch, ops, sender)
 
+    @locked
     def _client_write(self, apply: Any, data: Any, sender: Any) -> None:
         """All or nothing; the change goes to the other subscribers, and back to
         the sender only where validation changed what it sent."""

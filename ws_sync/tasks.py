@@ -23,6 +23,7 @@ from .errors import TaskError, describe
 from .invoke import invoke
 from .remote import RemoteMethod
 from .sync import Sync
+from .threads import offloaded
 
 if TYPE_CHECKING:
     from .session import Session
@@ -55,8 +56,9 @@ class TaskRun:
                 async for value in func(*args, **kwargs):
                     self._broadcast(progress, {"type": self.key, "value": value})
             elif inspect.isgeneratorfunction(func):
-                async for value in iterate_in_threadpool(func(*args, **kwargs)):
-                    self._broadcast(progress, {"type": self.key, "value": value})
+                with offloaded():
+                    async for value in iterate_in_threadpool(func(*args, **kwargs)):
+                        self._broadcast(progress, {"type": self.key, "value": value})
             else:
                 result = await invoke(func, *args, **kwargs)
             if self.cancel_requested:

@@ -30,6 +30,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from . import changelog, native
+from .threads import call_locked, locked, locked_setattr
 
 NODE = "__ws_node__"
 MISSING: Any = changelog.MISSING
@@ -406,14 +407,17 @@ class TrackedList(native.ListBase):  # type: ignore[misc]
             elif log is not _RESET:  # an add never collapses: skip list_record
                 log.append(("add", len(self) - 1, value))
 
+    @locked
     def extend(self, values: Any) -> None:
         for value in list(values):
             self.append(value)
 
+    @locked
     def __iadd__(self, values: Any) -> TrackedList:  # type: ignore[override]
         self.extend(values)
         return self
 
+    @locked
     def __imul__(self, n: Any) -> TrackedList:  # type: ignore[override]
         n = operator.index(n)
         if n <= 0:
@@ -422,6 +426,7 @@ class TrackedList(native.ListBase):  # type: ignore[misc]
             self.extend(list(self) * (n - 1))
         return self
 
+    @locked
     def insert(self, index: Any, value: Any) -> None:
         if self._ws_tail is not None:
             self._ws_flush()
@@ -434,6 +439,7 @@ class TrackedList(native.ListBase):  # type: ignore[misc]
         if self._ws_parents:
             self._ws_record(("add", i, value))
 
+    @locked
     def pop(self, index: Any = -1) -> Any:
         if not self:
             raise IndexError("pop from empty list")
@@ -447,9 +453,11 @@ class TrackedList(native.ListBase):  # type: ignore[misc]
             self._ws_record(("remove", i))
         return value
 
+    @locked
     def remove(self, value: Any) -> None:
         self.pop(self.index(value))
 
+    @locked
     def clear(self) -> None:
         for i, v in enumerate(self):
             if type(v) not in _ATOMIC_TYPES:
@@ -457,10 +465,12 @@ class TrackedList(native.ListBase):  # type: ignore[misc]
         list.clear(self)
         self._ws_reset()
 
+    @locked
     def sort(self, *args: Any, **kwargs: Any) -> None:
         list.sort(self, *args, **kwargs)
         self._ws_reset()
 
+    @locked
     def reverse(self) -> None:
         list.reverse(self)
         self._ws_reset()
@@ -501,9 +511,9 @@ class TrackedList(native.ListBase):  # type: ignore[misc]
         self.pop(index)
 
     if not native.ENABLED:
-        append = _ws_append
-        __setitem__ = _ws_setitem  # type: ignore[assignment]
-        __delitem__ = _ws_delitem  # type: ignore[assignment]
+        append = locked(_ws_append)
+        __setitem__ = locked(_ws_setitem)  # type: ignore[assignment]
+        __delitem__ = locked(_ws_delitem)  # type: ignore[assignment]
 
     def _set_slice(self, index: slice, values: Any) -> None:
         values = list(values)
@@ -578,9 +588,10 @@ class TrackedDict(native.DictBase):  # type: ignore[misc]
             self._ws_record(key, True)
 
     if not native.ENABLED:
-        __setitem__ = _ws_setitem  # type: ignore[assignment]
-        __delitem__ = _ws_delitem  # type: ignore[assignment]
+        __setitem__ = locked(_ws_setitem)  # type: ignore[assignment]
+        __delitem__ = locked(_ws_delitem)  # type: ignore[assignment]
 
+    @locked
     def pop(self, key: Any, *default: Any) -> Any:
         if key in self:
             value = dict.__getitem__(self, key)
@@ -590,25 +601,30 @@ class TrackedDict(native.DictBase):  # type: ignore[misc]
             return default[0]
         raise KeyError(key)
 
+    @locked
     def popitem(self) -> tuple[Any, Any]:
         if not self:
             raise KeyError("popitem(): dictionary is empty")
         key = next(reversed(self.keys()))
         return key, self.pop(key)
 
+    @locked
     def setdefault(self, key: Any, default: Any = None) -> Any:
         if key not in self:
             self[key] = default
         return dict.__getitem__(self, key)
 
+    @locked
     def update(self, *args: Any, **kwargs: Any) -> None:
         for k, v in dict(*args, **kwargs).items():
             self[k] = v
 
+    @locked
     def __ior__(self, other: Any) -> TrackedDict:  # type: ignore[override,misc]
         self.update(other)
         return self
 
+    @locked
     def clear(self) -> None:
         for k, v in self.items():
             if type(v) not in _ATOMIC_TYPES:
@@ -718,6 +734,7 @@ def hook_class(cls: type) -> None:
         return
     original = cls.__setattr__
 
+    @locked_setattr
     def __setattr__(self: Any, name: str, value: Any) -> None:
         node = self.__dict__.get(NODE)
         if node is None or node.owner_id != id(self) or name not in node.fields:
@@ -734,4 +751,6 @@ def hook_class(cls: type) -> None:
 
 
 if native.speedups is not None:
-    native.speedups.configure(TrackedList, TrackedDict, ObjNode, changelog.RESET, MISSING, NODE)
+    native.speedups.configure(
+        TrackedList, TrackedDict, ObjNode, changelog.RESET, MISSING, NODE, call_locked
+    )
