@@ -21,8 +21,11 @@ static PyObject *s_assign, *s_ws_set;
 static PyObject *call_locked; /* threads.call_locked */
 static int threaded;            /* a handler runs in a worker thread (see threads.py) */
 
-static Py_ssize_t list_parents, list_log, list_tail, dict_parents, dict_log;
-static Py_ssize_t node_log, node_fields, node_owner_id;
+static Py_ssize_t list_parents, list_log, list_tail, list_dirty, dict_parents, dict_log, dict_dirty;
+static Py_ssize_t node_log, node_fields, node_owner_id, node_parents, node_dirty;
+static Py_ssize_t link_ref;
+static PyObject *Link;
+static PyObject *s_ws_parents, *s_ws_dirty, *s_ws_log;
 
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
 
@@ -58,6 +61,203 @@ call_method_status(PyObject *self, PyObject *name, PyObject *a, PyObject *b)
         return -1;
     Py_DECREF(r);
     return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* touch and key_record: see tracking.py, which holds the same in Python     */
+
+/* Where a node keeps its parents, dirty children and log. Known classes are
+   read by slot offset; any other node (the root) by attribute. */
+typedef struct {
+    Py_ssize_t parents, dirty, log; /* 0: by attribute */
+} Layout;
+
+static Layout
+layout_of(PyObject *node)
+{
+    PyObject *t = (PyObject *)Py_TYPE(node);
+    Layout l = {0, 0, 0};
+    if (t == TrackedList)
+        l = (Layout){list_parents, list_dirty, list_log};
+    else if (t == TrackedDict)
+        l = (Layout){dict_parents, dict_dirty, dict_log};
+    else if (t == ObjNode)
+        l = (Layout){node_parents, node_dirty, node_log};
+    return l;
+}
+
+/* New reference (None for an empty slot), NULL on error. */
+static PyObject *
+get_field(PyObject *node, Py_ssize_t offset, PyObject *name)
+{
+    if (offset == 0)
+        return PyObject_GetAttr(node, name);
+    PyObject *v = SLOT(node, offset);
+    return Py_NewRef(v == NULL ? Py_None : v);
+}
+
+static int
+set_field(PyObject *node, Py_ssize_t offset, PyObject *name, PyObject *value)
+{
+    if (offset == 0)
+        return PyObject_SetAttr(node, name, value);
+    set_slot(node, offset, value);
+    return 0;
+}
+
+static int
+truthy(PyObject *v)
+{
+    if (v == Py_None)
+        return 0;
+    if (PyDict_CheckExact(v))
+        return PyDict_GET_SIZE(v) > 0;
+    if (PyList_CheckExact(v))
+        return PyList_GET_SIZE(v) > 0;
+    return PyObject_IsTrue(v);
+}
+
+/* Put `child` (keyed by its id) in the dirty set of parent `p`; 1 when the
+   mark is new and p had no log (then p's own parents need it too). */
+static int
+mark_dirty(PyObject *p, PyObject *nid, PyObject *child)
+{
+    Layout l = layout_of(p);
+    PyObject *dirty = get_field(p, l.dirty, s_ws_dirty);
+    if (dirty == NULL)
+        return -1;
+    int status = 0;
+    if (PyDict_Check(dirty) && PyDict_GET_SIZE(dirty) > 0) {
+        int has = PyDict_Contains(dirty, nid);
+        status = has < 0 ? -1 : has ? 0 : PyDict_SetItem(dirty, nid, child);
+        Py_DECREF(dirty);
+        return status;
+    }
+    Py_DECREF(dirty);
+    PyObject *fresh = PyDict_New();
+    if (fresh == NULL || PyDict_SetItem(fresh, nid, child) < 0 ||
+        set_field(p, l.dirty, s_ws_dirty, fresh) < 0) {
+        Py_XDECREF(fresh);
+        return -1;
+    }
+    Py_DECREF(fresh);
+    PyObject *log = get_field(p, l.log, s_ws_log);
+    if (log == NULL)
+        return -1;
+    int has_log = truthy(log);
+    Py_DECREF(log);
+    return has_log < 0 ? -1 : !has_log;
+}
+
+static PyObject *
+touch(PyObject *module, PyObject *node)
+{
+    PyObject *stack = PyList_New(0);
+    if (stack == NULL || PyList_Append(stack, node) < 0)
+        goto error;
+    while (PyList_GET_SIZE(stack) > 0) {
+        Py_ssize_t top = PyList_GET_SIZE(stack) - 1;
+        PyObject *n = Py_NewRef(PyList_GET_ITEM(stack, top));
+        if (PyList_SetSlice(stack, top, top + 1, NULL) < 0) {
+            Py_DECREF(n);
+            goto error;
+        }
+        Layout l = layout_of(n);
+        PyObject *parents = get_field(n, l.parents, s_ws_parents);
+        if (parents == NULL) {
+            Py_DECREF(n);
+            goto error;
+        }
+        if (!PyDict_Check(parents) || PyDict_GET_SIZE(parents) == 0) {
+            Py_DECREF(parents);
+            Py_DECREF(n);
+            continue;
+        }
+        PyObject *nid = PyLong_FromVoidPtr(n);
+        PyObject *links = nid ? PyDict_Values(parents) : NULL; /* a copy: safe to iterate */
+        Py_DECREF(parents);
+        int failed = links == NULL;
+        for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(links); i++) {
+            PyObject *link = PyList_GET_ITEM(links, i);
+            PyObject *ref = (PyObject *)Py_TYPE(link) == Link ? SLOT(link, link_ref) : NULL;
+            PyObject *p = ref ? PyObject_CallNoArgs(ref) : NULL;
+            if (ref == NULL) {
+                PyObject *r = PyObject_GetAttrString(link, "ref");
+                p = r ? PyObject_CallNoArgs(r) : NULL;
+                Py_XDECREF(r);
+            }
+            if (p == NULL) {
+                failed = 1;
+                break;
+            }
+            if (p != Py_None) {
+                int up = mark_dirty(p, nid, n);
+                if (up < 0 || (up > 0 && PyList_Append(stack, p) < 0))
+                    failed = 1;
+            }
+            Py_DECREF(p);
+        }
+        Py_XDECREF(links);
+        Py_XDECREF(nid);
+        Py_DECREF(n);
+        if (failed)
+            goto error;
+    }
+    Py_DECREF(stack);
+    Py_RETURN_NONE;
+error:
+    Py_XDECREF(stack);
+    return NULL;
+}
+
+/* key_record(node, key, existed): the first write of a key decides add,
+   replace or remove; the first entry of a log marks the node dirty upwards. */
+static int
+record_key(PyObject *node, PyObject *key, PyObject *existed)
+{
+    Layout l = layout_of(node);
+    PyObject *log = get_field(node, l.log, s_ws_log);
+    if (log == NULL)
+        return -1;
+    int status = 0;
+    if (log == Py_None) {
+        PyObject *fresh = PyDict_New();
+        if (fresh == NULL || PyDict_SetItem(fresh, key, existed) < 0 ||
+            set_field(node, l.log, s_ws_log, fresh) < 0)
+            status = -1;
+        Py_XDECREF(fresh);
+        if (status == 0) {
+            PyObject *dirty = get_field(node, l.dirty, s_ws_dirty);
+            int has_dirty = dirty ? truthy(dirty) : -1;
+            Py_XDECREF(dirty);
+            if (has_dirty < 0)
+                status = -1;
+            else if (!has_dirty) {
+                PyObject *r = touch(NULL, node);
+                status = r == NULL ? -1 : 0;
+                Py_XDECREF(r);
+            }
+        }
+    }
+    else if (log != RESET && PyDict_Check(log)) {
+        int has = PyDict_Contains(log, key);
+        status = has < 0 ? -1 : has ? 0 : PyDict_SetItem(log, key, existed);
+    }
+    Py_DECREF(log);
+    return status;
+}
+
+static PyObject *
+key_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "key_record(node, key, existed)");
+        return NULL;
+    }
+    PyObject *existed = PyObject_IsTrue(args[2]) ? Py_True : Py_False;
+    if (record_key(args[0], args[1], existed) < 0)
+        return NULL;
+    Py_RETURN_NONE;
 }
 
 /* While threaded, every write takes the Python path under threads.LOCK. */
@@ -289,8 +489,11 @@ dict_ass_subscript(PyObject *self, PyObject *key, PyObject *value)
         int logged = PyDict_Contains(log, key);
         if (logged != 0)
             return logged < 0 ? -1 : 0;
+        /* a log grown past 2 * len + 32 turns into RESET: `_ws_record` decides */
+        if (PyDict_GET_SIZE(log) + 1 > 2 * PyDict_GET_SIZE(self) + 32)
+            return call_method_status(self, s_ws_record, key, existed ? Py_True : Py_False);
     }
-    return call_method_status(self, s_ws_record, key, existed ? Py_True : Py_False);
+    return record_key(self, key, existed ? Py_True : Py_False);
 }
 
 static PyMappingMethods dict_as_mapping = {
@@ -478,9 +681,10 @@ slot_offset(PyObject *cls, const char *name, Py_ssize_t *offset)
 static PyObject *
 configure(PyObject *module, PyObject *args)
 {
-    PyObject *tl, *td, *on, *reset, *missing, *node_key, *locker;
-    if (!PyArg_ParseTuple(args, "O!O!O!OOUO:configure", &PyType_Type, &tl, &PyType_Type, &td,
-                          &PyType_Type, &on, &reset, &missing, &node_key, &locker))
+    PyObject *tl, *td, *on, *link, *reset, *missing, *node_key, *locker;
+    if (!PyArg_ParseTuple(args, "O!O!O!O!OOUO:configure", &PyType_Type, &tl, &PyType_Type, &td,
+                          &PyType_Type, &on, &PyType_Type, &link, &reset, &missing, &node_key,
+                          &locker))
         return NULL;
     if (!PyType_IsSubtype((PyTypeObject *)tl, &ListBase) ||
         !PyType_IsSubtype((PyTypeObject *)td, &DictBase)) {
@@ -490,6 +694,10 @@ configure(PyObject *module, PyObject *args)
     if (slot_offset(tl, "_ws_parents", &list_parents) < 0 ||
         slot_offset(tl, "_ws_log", &list_log) < 0 ||
         slot_offset(tl, "_ws_tail", &list_tail) < 0 ||
+        slot_offset(tl, "_ws_dirty", &list_dirty) < 0 ||
+        slot_offset(td, "_ws_dirty", &dict_dirty) < 0 ||
+        slot_offset(on, "_ws_parents", &node_parents) < 0 ||
+        slot_offset(on, "_ws_dirty", &node_dirty) < 0 || slot_offset(link, "ref", &link_ref) < 0 ||
         slot_offset(td, "_ws_parents", &dict_parents) < 0 ||
         slot_offset(td, "_ws_log", &dict_log) < 0 || slot_offset(on, "_ws_log", &node_log) < 0 ||
         slot_offset(on, "fields", &node_fields) < 0 ||
@@ -498,6 +706,7 @@ configure(PyObject *module, PyObject *args)
     Py_XSETREF(TrackedList, Py_NewRef(tl));
     Py_XSETREF(TrackedDict, Py_NewRef(td));
     Py_XSETREF(ObjNode, Py_NewRef(on));
+    Py_XSETREF(Link, Py_NewRef(link));
     Py_XSETREF(RESET, Py_NewRef(reset));
     Py_XSETREF(MISSING, Py_NewRef(missing));
     Py_XSETREF(call_locked, Py_NewRef(locker));
@@ -534,6 +743,9 @@ static PyMethodDef module_methods[] = {
     {"set_threaded", set_threaded, METH_O,
      "While true, every write takes the Python path through call_locked."},
     {"threaded", get_threaded, METH_NOARGS, "The flag set_threaded() set."},
+    {"touch", touch, METH_O, "tracking.touch in C."},
+    {"key_record", (PyCFunction)(void (*)(void))key_record, METH_FASTCALL,
+     "tracking.key_record in C."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -564,7 +776,9 @@ PyInit__speedups(void)
         intern(&s_remove, "remove") < 0 || intern(&s_ws_append, "_ws_append") < 0 ||
         intern(&s_ws_setitem, "_ws_setitem") < 0 || intern(&s_ws_delitem, "_ws_delitem") < 0 ||
         intern(&s_ws_record, "_ws_record") < 0 || intern(&s_ws_delete, "_ws_delete") < 0 ||
-        intern(&s_assign, "assign") < 0 || intern(&s_ws_set, "_ws_set") < 0)
+        intern(&s_assign, "assign") < 0 || intern(&s_ws_set, "_ws_set") < 0 ||
+        intern(&s_ws_parents, "_ws_parents") < 0 || intern(&s_ws_dirty, "_ws_dirty") < 0 ||
+        intern(&s_ws_log, "_ws_log") < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)

@@ -243,6 +243,9 @@ class Sync:
     def collect(self) -> list[dict[str, Any]]:
         """Consume what changed since the last call, as RFC 6902 ops whose values
         are still Python objects (serialize before anything mutates again)."""
+        return self._collect()
+
+    def _collect(self) -> list[dict[str, Any]]:
         if self.closed:
             return []
         tracked, volatile = self._split()
@@ -272,7 +275,7 @@ class Sync:
     def flush(self, exclude: Any = None) -> list[dict[str, Any]]:
         """Send pending changes now; returns the ops. Nothing is sent (and
         nothing is lost) while no session is connected: they start with `_SET`."""
-        ops = self.collect()
+        ops = self._collect()
         if ops:
             targets = [s for s in self.sessions if s is not exclude and s.is_connected]
             if targets:

@@ -752,5 +752,8 @@ def hook_class(cls: type) -> None:
 
 if native.speedups is not None:
     native.speedups.configure(
-        TrackedList, TrackedDict, ObjNode, changelog.RESET, MISSING, NODE, call_locked
+        TrackedList, TrackedDict, ObjNode, Link, changelog.RESET, MISSING, NODE, call_locked
     )
+    # the same two functions in C: called on the first write of every round
+    touch = native.speedups.touch
+    key_record = native.speedups.key_record
