@@ -236,7 +236,8 @@ def test_c_and_python_paths_emit_the_same_patches() -> None:
     script = ROOT / "tests" / "native_script.py"
 
     def run(pure: bool) -> Any:
-        env = {**os.environ, "WS_SYNC_PURE": "1" if pure else ""}
+        package_root = str(Path(native.__file__).resolve().parent.parent)  # this very ws_sync
+        env = {**os.environ, "WS_SYNC_PURE": "1" if pure else "", "PYTHONPATH": package_root}
         out = subprocess.run(
             [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
         )
