@@ -51,7 +51,7 @@ def test_mode_follows_the_environment() -> None:
     pure = os.environ.get("WS_SYNC_PURE", "") not in ("", "0")
     if pure:
         assert not native.ENABLED
-        assert TrackedList.append is TrackedList._ws_append
+        assert TrackedList.append.__wrapped__ is TrackedList._ws_append  # under threads.locked
     elif os.environ.get("WS_SYNC_REQUIRE_NATIVE"):
         assert native.ENABLED, "ws_sync._speedups was not built"
     if native.ENABLED:

@@ -149,7 +149,7 @@ class Sync:
             old.sync.close()  # one Sync per object: the newest wins
         data = {a for a in self.attributes if not _is_computed(type(obj), a)}
         if _plain(obj):
-            node = old if old is not None and old.owner_id == id(obj) else ObjNode(obj, set())
+            node = old if old is not None and old.owner_id == id(obj) else ObjNode(obj, frozenset())
             obj.__dict__[NODE] = node
             data -= descriptors.install(type(obj), data)
         else:
@@ -168,7 +168,7 @@ class Sync:
     def node(self) -> ObjNode:
         node = self._node()
         if node is None:  # the object is gone: an empty stand-in keeps calls harmless
-            node = ObjNode(self, set())
+            node = ObjNode(self, frozenset())
         return node
 
     @property

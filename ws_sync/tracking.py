@@ -279,8 +279,8 @@ def release(parent: Any, key: Any, value: Any, is_list: bool) -> None:
 def mark_opaque(node: Any, key: Any = MISSING) -> None:
     """Something under `node` (at `key`) cannot be tracked: every synced
     attribute above it becomes volatile (re-serialized and compared at each sync)."""
-    if type(node) is ObjNode and key is not MISSING:
-        node.volatile.add(key)
+    if type(node) is ObjNode and key is not MISSING and key not in node.volatile:
+        node.volatile = node.volatile | {key}
     stack = [node]
     seen: set[int] = set()
     while stack:
@@ -293,8 +293,8 @@ def mark_opaque(node: Any, key: Any = MISSING) -> None:
             p = link.ref()
             if p is None:
                 continue
-            if type(p) is ObjNode and link.keys:
-                p.volatile.update(link.keys)
+            if type(p) is ObjNode and link.keys and not link.keys <= p.volatile:
+                p.volatile = p.volatile | link.keys
             stack.append(p)
 
 
@@ -662,12 +662,14 @@ class ObjNode:
         "volatile",
     )
 
-    def __init__(self, owner: Any, fields: set[str]) -> None:
+    def __init__(self, owner: Any, fields: frozenset[str]) -> None:
         self.owner = weakref.ref(owner)
         self.owner_id = id(owner)
         self.fields = fields
         self.sync: Any = None
-        self.volatile: set[str] = set()
+        # both shared until they change (a model class's fields, no volatile keys):
+        # millions of nested models need no sets of their own
+        self.volatile: frozenset[str] = _NONE
         self._ws_parents: dict[int, Link] | None = None
         self._ws_log: dict[Any, bool] | None = None
         self._ws_dirty: dict[int, Any] | None = None
@@ -702,13 +704,23 @@ class ObjNode:
                 d[name] = stored
 
 
-def model_fields(obj: Any) -> set[str]:
-    """Attributes of a model that are state (and so tracked)."""
-    if isinstance(obj, BaseModel):
-        return set(type(obj).model_fields)
-    if dataclasses.is_dataclass(obj):
-        return {f.name for f in dataclasses.fields(obj)}
-    return set()
+def model_fields(obj: Any) -> frozenset[str]:
+    """Attributes of a model that are state (and so tracked); one set per class."""
+    cls = type(obj)
+    fields = _FIELDS.get(cls)
+    if fields is None:
+        if isinstance(obj, BaseModel):
+            fields = frozenset(cls.model_fields)
+        elif dataclasses.is_dataclass(obj):
+            fields = frozenset(f.name for f in dataclasses.fields(obj))
+        else:
+            fields = _NONE
+        _FIELDS[cls] = fields
+    return fields
+
+
+_NONE: frozenset[str] = frozenset()
+_FIELDS: dict[type, frozenset[str]] = {}
 
 
 def track_model(obj: Any) -> ObjNode:
