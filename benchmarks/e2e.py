@@ -157,8 +157,8 @@ ACTION = '{"type":"_ACTION:BENCH","data":{"type":"INC"}}'
 
 def server_side(items: int, n: int) -> float:
     """Seconds per action → patch inside our server without sockets: the
-    dispatcher parses the frame, runs the action, which syncs; the writer task
-    hands the frame to a fake socket."""
+    dispatcher parses the frame, runs the action, which syncs; `push` hands the
+    frame to a fake socket's send."""
     from ws_sync import Limits
     from ws_sync.dispatch import Dispatcher
 
@@ -293,8 +293,9 @@ def _report(
             else (
                 "the echo server does nothing but receive and send; ours parses and "
                 "validates the event (depth check, rate bucket), binds the action's "
-                "params with pydantic, runs it, collects and encodes the patch, and hands "
-                "it to the connection's writer task (one more task switch before the send)"
+                "params with pydantic, runs it, collects and encodes the patch, and sends "
+                "it (from `push`, in the same task: no hand-off to the writer task while "
+                "the socket is writable)"
             ),
         )
     )
@@ -382,8 +383,8 @@ def _report(
         "",
         f"Where ours' extra time over the echo goes: the same action → patch, in-process "
         f"on our `Session` with a fake socket (dispatcher: parse and check the frame, bind "
-        f"the params, run the action, which flushes; then the writer task hands the frame "
-        f"over) costs {fmt_time(inside)} per action, against the "
+        f"the params, run the action, which flushes, and `push` hands the frame to the "
+        f"socket's send) costs {fmt_time(inside)} per action, against the "
         f"{fmt_time(ours_s['p50'] - echo['p50'])} that ours' p50 adds to the echo's "
         f"({fmt_time(inside_large)} with {fmt_count(large)} items).",
         "",
