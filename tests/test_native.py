@@ -7,6 +7,7 @@ mutations in a subprocess per mode and requires the same patches.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,6 +17,7 @@ from typing import Any
 
 import jsonpatch
 import pytest
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 from pydantic_core import to_json
 
 from ws_sync import Sync, native
@@ -250,3 +252,60 @@ def test_c_and_python_paths_emit_the_same_patches() -> None:
     assert len(c["patches"]) == len(pure["patches"]) > 100
     for k, (a, b) in enumerate(zip(c["patches"], pure["patches"], strict=True)):
         assert a == b, f"round {k} differs"
+
+
+class Row(BaseModel):
+    model_config = ConfigDict(validate_assignment=True)
+    n: int = 0
+    label: str = ""
+    tags: list[str] = []
+    _cache: int = PrivateAttr(default=0)
+
+
+@dataclasses.dataclass
+class Spot:
+    x: Any = 0
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows = [Row(), Row(n=1)]
+        self.spots = [Spot()]
+
+
+def test_model_writes_through_the_setattr_hook() -> None:
+    t = Table()
+    s = Sync(t, "T", sync_all=True)
+    if native.speedups is not None:
+        assert type(Row.__dict__["__setattr__"]) is native.speedups.SetattrHook
+    before = json.loads(to_json(s.state()))
+    row = t.rows[0]
+    row.n = "5"  # type: ignore[assignment]  # validate_assignment coerces
+    row.n = 6
+    row.__setattr__("label", "x")  # the bound method works like the statement
+    row.tags = ["a"]  # a container: wrapped by the Python path
+    row.tags.append("b")
+    row._cache = 9  # private: not synced
+    t.spots[0].x = 2
+    t.spots[0].x = [1]
+    with pytest.raises(ValidationError):
+        row.n = "not a number"  # type: ignore[assignment]
+    assert row.n == 6 and type(row.tags) is TrackedList
+    ops = json.loads(to_json(s.collect()))
+    assert jsonpatch.apply_patch(before, ops) == json.loads(to_json(s.state()))
+    assert {"op": "replace", "path": "/rows/0/n", "value": 6} in ops
+    assert not any("_cache" in op["path"] for op in ops)
+
+
+def test_the_setattr_hook_leaks_no_reference() -> None:
+    t = Table()
+    s = Sync(t, "T", sync_all=True)
+    value = "not interned" + str(id(t))
+    base = sys.getrefcount(value)
+    for _ in range(100):
+        t.rows[1].label = value
+        t.rows[1].label = "y"
+        t.spots[0].x = value
+        t.spots[0].x = 0
+        s.collect()
+    assert sys.getrefcount(value) == base

@@ -625,6 +625,158 @@ static PyTypeObject AttributeBase = {
 };
 
 /* ------------------------------------------------------------------------ */
+/* SetattrHook: the C half of the `__setattr__` that tracking.hook_class puts  */
+/* on model classes                                                           */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *original; /* the class's own __setattr__ */
+    PyObject *python;   /* the same hook in Python (threaded, or anything unusual) */
+    vectorcallfunc vectorcall;
+} Hook;
+
+static PyObject *
+node_of_owner(PyObject *d, PyObject *obj)
+{
+    /* The ObjNode in `d` made for `obj` itself (borrowed), or NULL. */
+    PyObject *node = PyDict_GetItemWithError(d, NODE_KEY);
+    if (node == NULL || (PyObject *)Py_TYPE(node) != ObjNode)
+        return NULL;
+    PyObject *owner_id = SLOT(node, node_owner_id);
+    if (owner_id == NULL || !PyLong_Check(owner_id) || PyLong_AsVoidPtr(owner_id) != (void *)obj)
+        return NULL;
+    return node;
+}
+
+static PyObject *
+hook_call(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kwnames)
+{
+    Hook *self = (Hook *)callable;
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    if (threaded || nargs != 3 || kwnames != NULL)
+        return PyObject_Vectorcall(self->python, args, nargsf, kwnames);
+    PyObject *obj = args[0], *name = args[1];
+    PyObject *d = PyObject_GenericGetDict(obj, NULL);
+    if (d == NULL) {
+        PyErr_Clear();
+        return PyObject_Vectorcall(self->original, args, 3, NULL);
+    }
+    PyObject *node = node_of_owner(d, obj);
+    PyObject *fields = node ? SLOT(node, node_fields) : NULL;
+    int synced = fields ? PySequence_Contains(fields, name) : 0;
+    if (synced <= 0) {
+        Py_DECREF(d);
+        if (synced < 0)
+            return NULL;
+        return PyObject_Vectorcall(self->original, args, 3, NULL);
+    }
+    Py_INCREF(node);
+    PyObject *old = PyDict_GetItemWithError(d, name);
+    Py_DECREF(d);
+    old = Py_NewRef(old ? old : MISSING);
+    PyObject *new = NULL, *r = PyObject_Vectorcall(self->original, args, 3, NULL);
+    if (r == NULL)
+        goto done;
+    Py_DECREF(r);
+    r = NULL;
+    d = PyObject_GenericGetDict(obj, NULL); /* validation may have put in a new dict */
+    if (d == NULL)
+        goto done;
+    new = PyDict_GetItemWithError(d, name);
+    Py_DECREF(d);
+    new = Py_NewRef(new ? new : MISSING);
+    if (new == old) {
+        r = Py_NewRef(Py_None);
+        goto done;
+    }
+    if (old != MISSING && new != MISSING && is_atomic(old) && is_atomic(new)) {
+        /* ObjNode.assign for two leaves: only the key is recorded */
+        PyObject *parents = SLOT(node, node_parents);
+        if (has_parents(parents) && record_key(node, name, Py_True) < 0)
+            goto done;
+        r = Py_NewRef(Py_None);
+        goto done;
+    }
+    r = PyObject_CallMethodObjArgs(node, s_assign, obj, name, old, new, NULL);
+done:
+    Py_XDECREF(new);
+    Py_DECREF(old);
+    Py_DECREF(node);
+    return r;
+}
+
+static PyObject *
+hook_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *original, *python;
+    if (!PyArg_ParseTuple(args, "OO:SetattrHook", &original, &python))
+        return NULL;
+    Hook *self = (Hook *)type->tp_alloc(type, 0);
+    if (self == NULL)
+        return NULL;
+    self->original = Py_NewRef(original);
+    self->python = Py_NewRef(python);
+    self->vectorcall = hook_call;
+    return (PyObject *)self;
+}
+
+static int
+hook_traverse(Hook *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->original);
+    Py_VISIT(self->python);
+    return 0;
+}
+
+static int
+hook_clear(Hook *self)
+{
+    Py_CLEAR(self->original);
+    Py_CLEAR(self->python);
+    return 0;
+}
+
+static void
+hook_dealloc(Hook *self)
+{
+    PyObject_GC_UnTrack(self);
+    hook_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *
+hook_get(PyObject *self, PyObject *obj, PyObject *type)
+{
+    if (obj == NULL || obj == Py_None)
+        return Py_NewRef(self);
+    return PyMethod_New(self, obj);
+}
+
+static PyMemberDef hook_members[] = {
+    {"original", T_OBJECT_EX, offsetof(Hook, original), READONLY, "The wrapped __setattr__."},
+    {"__wrapped__", T_OBJECT_EX, offsetof(Hook, python), READONLY, "The hook in Python."},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject SetattrHook = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "ws_sync._speedups.SetattrHook",
+    .tp_doc = "SetattrHook(original, python): a model class's __setattr__ that records "
+              "writes of synced fields; `python` is the same hook written in Python.",
+    .tp_basicsize = sizeof(Hook),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_HAVE_VECTORCALL |
+                Py_TPFLAGS_METHOD_DESCRIPTOR,
+    .tp_new = hook_new,
+    .tp_dealloc = (destructor)hook_dealloc,
+    .tp_traverse = (traverseproc)hook_traverse,
+    .tp_clear = (inquiry)hook_clear,
+    .tp_vectorcall_offset = offsetof(Hook, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_descr_get = hook_get,
+    .tp_members = hook_members,
+};
+
+/* ------------------------------------------------------------------------ */
 /* StoreOnly: the cheapest possible data descriptor, for the benchmarks       */
 
 static int
@@ -770,7 +922,8 @@ PyInit__speedups(void)
     ListBase.tp_base = &PyList_Type;
     DictBase.tp_base = &PyDict_Type;
     if (PyType_Ready(&ListBase) < 0 || PyType_Ready(&DictBase) < 0 ||
-        PyType_Ready(&AttributeBase) < 0 || PyType_Ready(&StoreOnly) < 0)
+        PyType_Ready(&AttributeBase) < 0 || PyType_Ready(&StoreOnly) < 0 ||
+        PyType_Ready(&SetattrHook) < 0)
         return NULL;
     if (intern(&s_add, "add") < 0 || intern(&s_replace, "replace") < 0 ||
         intern(&s_remove, "remove") < 0 || intern(&s_ws_append, "_ws_append") < 0 ||
@@ -786,7 +939,8 @@ PyInit__speedups(void)
     if (PyModule_AddObjectRef(m, "ListBase", (PyObject *)&ListBase) < 0 ||
         PyModule_AddObjectRef(m, "DictBase", (PyObject *)&DictBase) < 0 ||
         PyModule_AddObjectRef(m, "AttributeBase", (PyObject *)&AttributeBase) < 0 ||
-        PyModule_AddObjectRef(m, "StoreOnly", (PyObject *)&StoreOnly) < 0) {
+        PyModule_AddObjectRef(m, "StoreOnly", (PyObject *)&StoreOnly) < 0 ||
+        PyModule_AddObjectRef(m, "SetattrHook", (PyObject *)&SetattrHook) < 0) {
         Py_DECREF(m);
         return NULL;
     }

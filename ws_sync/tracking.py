@@ -758,7 +758,10 @@ def hook_class(cls: type) -> None:
         if new is not old:
             node.assign(self, name, old, new)
 
-    cls.__setattr__ = __setattr__  # type: ignore[method-assign,assignment]
+    hook: Any = __setattr__
+    if native.speedups is not None:  # the same hook, in C
+        hook = native.speedups.SetattrHook(original, __setattr__)
+    cls.__setattr__ = hook  # type: ignore[method-assign]
     cls.__ws_hooked__ = True  # type: ignore[attr-defined]
 
 
