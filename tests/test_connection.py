@@ -259,8 +259,8 @@ async def test_a_send_that_fails_inside_push_many_drops_the_rest():
     assert conn.closing and conn.queued == (0, 0)
 
 
-async def test_a_send_that_fails_inside_push_wakes_the_blocked_reader():
-    conn, ws = connection()
+async def blocked_reader(conn: Connection, ws: Any) -> asyncio.Task[Any]:
+    """A task that called `conn.receive()` and waits in it."""
 
     async def reader() -> Any:
         conn.bind_reader()
@@ -269,6 +269,13 @@ async def test_a_send_that_fails_inside_push_wakes_the_blocked_reader():
     task = asyncio.create_task(reader())
     async with asyncio.timeout(5):
         await ws.receiving.wait()
+    return task
+
+
+async def test_a_send_that_fails_inside_push_wakes_the_blocked_reader():
+    conn, ws = connection()
+
+    task = await blocked_reader(conn, ws)
     ws.fail = OSError("gone")
     assert not conn.push("x")
     with pytest.raises(asyncio.CancelledError):
@@ -423,13 +430,7 @@ async def test_rate_limit_rejects_frames_over_the_burst():
 async def test_abort_wakes_a_reader_blocked_in_receive():
     conn, ws = connection(close_timeout=0.05)
 
-    async def reader() -> Any:
-        conn.bind_reader()
-        return await conn.receive()
-
-    task = asyncio.create_task(reader())
-    async with asyncio.timeout(5):
-        await ws.receiving.wait()
+    task = await blocked_reader(conn, ws)
     conn.abort(1013, "too slow")
     with pytest.raises(asyncio.CancelledError):
         await task

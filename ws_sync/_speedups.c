@@ -282,6 +282,17 @@ locked_status(PyObject *self, PyObject *name, PyObject *a, PyObject *b)
     return 0;
 }
 
+/* Item assignment or deletion by the Python method that holds the whole
+   logic (`_ws_setitem` / `_ws_delitem`), under the lock while threaded. */
+static int
+python_ass(PyObject *self, PyObject *key, PyObject *value)
+{
+    PyObject *name = value == NULL ? s_ws_delitem : s_ws_setitem;
+    if (threaded)
+        return locked_status(self, name, key, value);
+    return call_method_status(self, name, key, value);
+}
+
 /* ------------------------------------------------------------------------ */
 /* ListBase: the C half of TrackedList                                       */
 
@@ -365,31 +376,27 @@ list_collapse(PyObject *log, Py_ssize_t i, PyObject *value)
 static int
 list_ass_subscript(PyObject *self, PyObject *index, PyObject *value)
 {
-    if (threaded)
-        return value == NULL ? locked_status(self, s_ws_delitem, index, NULL)
-                             : locked_status(self, s_ws_setitem, index, value);
-    if (value == NULL)
-        return call_method_status(self, s_ws_delitem, index, NULL);
-    if ((PyObject *)Py_TYPE(self) != TrackedList || !PyLong_CheckExact(index))
-        return call_method_status(self, s_ws_setitem, index, value);
+    if (threaded || value == NULL || (PyObject *)Py_TYPE(self) != TrackedList ||
+        !PyLong_CheckExact(index))
+        return python_ass(self, index, value);
     PyObject *tail = SLOT(self, list_tail);
     if (tail != NULL && tail != Py_None) /* a pending run of appends: flush first */
-        return call_method_status(self, s_ws_setitem, index, value);
+        return python_ass(self, index, value);
     Py_ssize_t n = PyList_GET_SIZE(self);
     Py_ssize_t i = PyLong_AsSsize_t(index);
     if (i == -1 && PyErr_Occurred()) {
         PyErr_Clear();
-        return call_method_status(self, s_ws_setitem, index, value);
+        return python_ass(self, index, value);
     }
     if (i < 0)
         i += n;
     if (i < 0 || i >= n)
-        return call_method_status(self, s_ws_setitem, index, value);
+        return python_ass(self, index, value);
     PyObject *old = PyList_GET_ITEM(self, i);
     if (old == value)
         return 0;
     if (!is_atomic(old) || !is_atomic(value))
-        return call_method_status(self, s_ws_setitem, index, value);
+        return python_ass(self, index, value);
     Py_INCREF(value);
     PyList_SET_ITEM(self, i, value);
     Py_DECREF(old);
@@ -463,20 +470,16 @@ static PyTypeObject ListBase = {
 static int
 dict_ass_subscript(PyObject *self, PyObject *key, PyObject *value)
 {
-    if (threaded)
-        return value == NULL ? locked_status(self, s_ws_delitem, key, NULL)
-                             : locked_status(self, s_ws_setitem, key, value);
-    if (value == NULL)
-        return call_method_status(self, s_ws_delitem, key, NULL);
-    if ((PyObject *)Py_TYPE(self) != TrackedDict || !is_atomic(value))
-        return call_method_status(self, s_ws_setitem, key, value);
+    if (threaded || value == NULL || (PyObject *)Py_TYPE(self) != TrackedDict ||
+        !is_atomic(value))
+        return python_ass(self, key, value);
     PyObject *old = PyDict_GetItemWithError(self, key);
     if (old == NULL && PyErr_Occurred())
         return -1;
     if (old == value)
         return 0;
     if (old != NULL && !is_atomic(old))
-        return call_method_status(self, s_ws_setitem, key, value);
+        return python_ass(self, key, value);
     int existed = old != NULL;
     if (PyDict_SetItem(self, key, value) < 0)
         return -1;
