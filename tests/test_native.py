@@ -309,3 +309,26 @@ def test_the_setattr_hook_leaks_no_reference() -> None:
         t.spots[0].x = 0
         s.collect()
     assert sys.getrefcount(value) == base
+
+
+def test_objects_shared_by_two_states_leak_nothing_through_the_c_walks() -> None:
+    shared: list[Any] = [{"n": 0}]
+    a, b = Holder(), Holder()
+    sa, sb = Sync(a, "A", sync_all=True), Sync(b, "B", sync_all=True)
+    a.items = shared
+    b.items = a.items  # the same tracked list in both states
+    before_a, before_b = state(a), state(b)
+    value = "shared value" + str(id(a))
+    base = sys.getrefcount(value)
+    for i in range(50):
+        a.items[0]["n"] = value
+        a.items[0]["n"] = i
+        a.items.append(i)
+        replay_ops = sa.collect()  # b is now owed the list whole (`_ws_full`)
+        before_a = jsonpatch.apply_patch(before_a, json.loads(to_json(replay_ops)))
+        if i % 3 == 0:
+            ops = json.loads(to_json(sb.collect()))
+            before_b = jsonpatch.apply_patch(before_b, ops)
+            assert before_b == state(b)
+    assert before_a == state(a)
+    assert sys.getrefcount(value) == base

@@ -24,8 +24,10 @@ static int threaded;            /* a handler runs in a worker thread (see thread
 static Py_ssize_t list_parents, list_log, list_tail, list_dirty, dict_parents, dict_log, dict_dirty;
 static Py_ssize_t node_log, node_fields, node_owner_id, node_parents, node_dirty;
 static Py_ssize_t link_ref;
+static Py_ssize_t list_full, dict_full, node_full;
 static PyObject *Link;
-static PyObject *s_ws_parents, *s_ws_dirty, *s_ws_log;
+static PyObject *s_ws_parents, *s_ws_dirty, *s_ws_log, *s_ws_full;
+static PyObject *archive, *roots_of; /* patch.archive, patch.roots_of */
 
 #define SLOT(obj, offset) (*(PyObject **)((char *)(obj) + (offset)))
 
@@ -69,20 +71,20 @@ call_method_status(PyObject *self, PyObject *name, PyObject *a, PyObject *b)
 /* Where a node keeps its parents, dirty children and log. Known classes are
    read by slot offset; any other node (the root) by attribute. */
 typedef struct {
-    Py_ssize_t parents, dirty, log; /* 0: by attribute */
+    Py_ssize_t parents, dirty, log, full; /* 0: by attribute */
 } Layout;
 
 static Layout
 layout_of(PyObject *node)
 {
     PyObject *t = (PyObject *)Py_TYPE(node);
-    Layout l = {0, 0, 0};
+    Layout l = {0, 0, 0, 0};
     if (t == TrackedList)
-        l = (Layout){list_parents, list_dirty, list_log};
+        l = (Layout){list_parents, list_dirty, list_log, list_full};
     else if (t == TrackedDict)
-        l = (Layout){dict_parents, dict_dirty, dict_log};
+        l = (Layout){dict_parents, dict_dirty, dict_log, dict_full};
     else if (t == ObjNode)
-        l = (Layout){node_parents, node_dirty, node_log};
+        l = (Layout){node_parents, node_dirty, node_log, node_full};
     return l;
 }
 
@@ -174,11 +176,12 @@ touch(PyObject *module, PyObject *node)
             continue;
         }
         PyObject *nid = PyLong_FromVoidPtr(n);
-        PyObject *links = nid ? PyDict_Values(parents) : NULL; /* a copy: safe to iterate */
-        Py_DECREF(parents);
-        int failed = links == NULL;
-        for (Py_ssize_t i = 0; !failed && i < PyList_GET_SIZE(links); i++) {
-            PyObject *link = PyList_GET_ITEM(links, i);
+        int failed = nid == NULL;
+        Py_ssize_t pos = 0;
+        PyObject *key, *link;
+        /* no Python code runs below (weak references, slots, dicts), so the
+           parents dict cannot change while it is walked */
+        while (!failed && PyDict_Next(parents, &pos, &key, &link)) {
             PyObject *ref = (PyObject *)Py_TYPE(link) == Link ? SLOT(link, link_ref) : NULL;
             PyObject *p = ref ? PyObject_CallNoArgs(ref) : NULL;
             if (ref == NULL) {
@@ -197,7 +200,7 @@ touch(PyObject *module, PyObject *node)
             }
             Py_DECREF(p);
         }
-        Py_XDECREF(links);
+        Py_DECREF(parents);
         Py_XDECREF(nid);
         Py_DECREF(n);
         if (failed)
@@ -257,6 +260,210 @@ key_record(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     PyObject *existed = PyObject_IsTrue(args[2]) ? Py_True : Py_False;
     if (record_key(args[0], args[1], existed) < 0)
         return NULL;
+    Py_RETURN_NONE;
+}
+
+/* ------------------------------------------------------------------------ */
+/* consume: see patch.consume, which holds the same in Python                */
+
+typedef struct {
+    PyObject *node; /* strong */
+    PyObject *parent; /* borrowed: only its address is used */
+    int exclusive;
+} Pending;
+
+typedef struct {
+    Pending *items;
+    Py_ssize_t n, cap;
+} Stack;
+
+static int
+stack_push(Stack *st, PyObject *node, PyObject *parent, int exclusive)
+{
+    if (st->n == st->cap) {
+        Py_ssize_t cap = st->cap ? st->cap * 2 : 16;
+        Pending *items = PyMem_Realloc(st->items, cap * sizeof(Pending));
+        if (items == NULL) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        st->items = items;
+        st->cap = cap;
+    }
+    st->items[st->n++] = (Pending){Py_NewRef(node), parent, exclusive};
+    return 0;
+}
+
+/* `full` without `root`, or None when nothing is left. New reference. */
+static PyObject *
+without(PyObject *full, PyObject *root)
+{
+    PyObject *out = PyList_New(0);
+    if (out == NULL)
+        return NULL;
+    PyObject *it = PyObject_GetIter(full), *r;
+    if (it == NULL) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    while ((r = PyIter_Next(it)) != NULL) {
+        int status = r == root ? 0 : PyList_Append(out, r);
+        Py_DECREF(r);
+        if (status < 0)
+            break;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    if (PyList_GET_SIZE(out) == 0) {
+        Py_DECREF(out);
+        Py_RETURN_NONE;
+    }
+    return out;
+}
+
+/* Other roots that reach `node` must resend it whole (patch.consume). */
+static int
+owe_others(PyObject *node, Layout l, PyObject *root)
+{
+    PyObject *roots = PyObject_CallOneArg(roots_of, node);
+    if (roots == NULL)
+        return -1;
+    PyObject *others = without(roots, root);
+    Py_DECREF(roots);
+    if (others == NULL)
+        return -1;
+    int status = 0;
+    if (others != Py_None) {
+        PyObject *full = get_field(node, l.full, s_ws_full);
+        if (full == NULL) {
+            Py_DECREF(others);
+            return -1;
+        }
+        if (!PyList_Check(full)) {
+            Py_SETREF(full, PyList_New(0));
+            if (full == NULL) {
+                Py_DECREF(others);
+                return -1;
+            }
+        }
+        for (Py_ssize_t i = 0; status == 0 && i < PyList_GET_SIZE(others); i++) {
+            PyObject *r = PyList_GET_ITEM(others, i);
+            int known = 0;
+            for (Py_ssize_t j = 0; j < PyList_GET_SIZE(full); j++)
+                known |= PyList_GET_ITEM(full, j) == r;
+            if (!known)
+                status = PyList_Append(full, r);
+        }
+        if (status == 0)
+            status = set_field(node, l.full, s_ws_full, full);
+        Py_DECREF(full);
+    }
+    Py_DECREF(others);
+    return status;
+}
+
+static int
+consume_one(Stack *st, Pending e, PyObject *root)
+{
+    PyObject *node = e.node;
+    Layout l = layout_of(node);
+    PyObject *dirty = NULL, *log = NULL, *full = NULL, *parents = NULL;
+    int status = -1;
+    if ((dirty = get_field(node, l.dirty, s_ws_dirty)) == NULL ||
+        (log = get_field(node, l.log, s_ws_log)) == NULL ||
+        (full = get_field(node, l.full, s_ws_full)) == NULL)
+        goto done;
+    int has_dirty = truthy(dirty), has_full = truthy(full);
+    if (has_dirty < 0 || has_full < 0)
+        goto done;
+    if (log == Py_None && !has_dirty && !has_full) {
+        status = 0;
+        goto done;
+    }
+    if (log != Py_None && (PyObject *)Py_TYPE(node) == TrackedList) {
+        set_slot(node, list_tail, Py_None); /* appends move nothing: no history needed */
+        PyObject *r = PyObject_CallFunctionObjArgs(archive, node, log, NULL);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+    }
+    if (set_field(node, l.log, s_ws_log, Py_None) < 0 ||
+        set_field(node, l.dirty, s_ws_dirty, Py_None) < 0)
+        goto done;
+    if (has_full) {
+        PyObject *rest = without(full, root);
+        if (rest == NULL)
+            goto done;
+        int failed = set_field(node, l.full, s_ws_full, rest) < 0;
+        Py_DECREF(rest);
+        if (failed)
+            goto done;
+    }
+    if ((parents = get_field(node, l.parents, s_ws_parents)) == NULL)
+        goto done;
+    int exclusive = e.exclusive;
+    if (exclusive && PyDict_Check(parents) && PyDict_GET_SIZE(parents) > 0) {
+        exclusive = 0;
+        if (PyDict_GET_SIZE(parents) == 1) {
+            PyObject *pid = PyLong_FromVoidPtr(e.parent);
+            exclusive = pid ? PyDict_Contains(parents, pid) : -1;
+            Py_XDECREF(pid);
+            if (exclusive < 0)
+                goto done;
+        }
+    }
+    if (!exclusive && (log != Py_None || has_dirty) && owe_others(node, l, root) < 0)
+        goto done;
+    if (has_dirty && PyDict_Check(dirty)) {
+        Py_ssize_t pos = 0;
+        PyObject *key, *child;
+        while (PyDict_Next(dirty, &pos, &key, &child))
+            if (stack_push(st, child, node, exclusive) < 0)
+                goto done;
+    }
+    status = 0;
+done:
+    Py_XDECREF(dirty);
+    Py_XDECREF(log);
+    Py_XDECREF(full);
+    Py_XDECREF(parents);
+    return status;
+}
+
+static PyObject *
+consume(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || archive == NULL) {
+        PyErr_SetString(PyExc_TypeError, "consume(start, root) after configure_patch()");
+        return NULL;
+    }
+    PyObject *root = args[1];
+    Stack st = {NULL, 0, 0};
+    int status = stack_push(&st, args[0], root, 1);
+    while (status == 0 && st.n > 0) {
+        Pending e = st.items[--st.n];
+        status = consume_one(&st, e, root);
+        Py_DECREF(e.node);
+    }
+    while (st.n > 0)
+        Py_DECREF(st.items[--st.n].node);
+    PyMem_Free(st.items);
+    if (status < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+configure_patch(PyObject *module, PyObject *args)
+{
+    PyObject *a, *r;
+    if (!PyArg_ParseTuple(args, "OO:configure_patch", &a, &r))
+        return NULL;
+    Py_XSETREF(archive, Py_NewRef(a));
+    Py_XSETREF(roots_of, Py_NewRef(r));
     Py_RETURN_NONE;
 }
 
@@ -853,6 +1060,8 @@ configure(PyObject *module, PyObject *args)
         slot_offset(td, "_ws_dirty", &dict_dirty) < 0 ||
         slot_offset(on, "_ws_parents", &node_parents) < 0 ||
         slot_offset(on, "_ws_dirty", &node_dirty) < 0 || slot_offset(link, "ref", &link_ref) < 0 ||
+        slot_offset(tl, "_ws_full", &list_full) < 0 || slot_offset(td, "_ws_full", &dict_full) < 0 ||
+        slot_offset(on, "_ws_full", &node_full) < 0 ||
         slot_offset(td, "_ws_parents", &dict_parents) < 0 ||
         slot_offset(td, "_ws_log", &dict_log) < 0 || slot_offset(on, "_ws_log", &node_log) < 0 ||
         slot_offset(on, "fields", &node_fields) < 0 ||
@@ -899,6 +1108,9 @@ static PyMethodDef module_methods[] = {
      "While true, every write takes the Python path through call_locked."},
     {"threaded", get_threaded, METH_NOARGS, "The flag set_threaded() set."},
     {"touch", touch, METH_O, "tracking.touch in C."},
+    {"consume", (PyCFunction)(void (*)(void))consume, METH_FASTCALL, "patch.consume in C."},
+    {"configure_patch", configure_patch, METH_VARARGS,
+     "configure_patch(archive, roots_of): the Python helpers consume() calls."},
     {"key_record", (PyCFunction)(void (*)(void))key_record, METH_FASTCALL,
      "tracking.key_record in C."},
     {NULL, NULL, 0, NULL},
@@ -934,7 +1146,7 @@ PyInit__speedups(void)
         intern(&s_ws_record, "_ws_record") < 0 || intern(&s_ws_delete, "_ws_delete") < 0 ||
         intern(&s_assign, "assign") < 0 || intern(&s_ws_set, "_ws_set") < 0 ||
         intern(&s_ws_parents, "_ws_parents") < 0 || intern(&s_ws_dirty, "_ws_dirty") < 0 ||
-        intern(&s_ws_log, "_ws_log") < 0)
+        intern(&s_ws_log, "_ws_log") < 0 || intern(&s_ws_full, "_ws_full") < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module_def);
     if (m == NULL)

@@ -14,7 +14,7 @@ import itertools
 from collections.abc import Set as AbstractSet
 from typing import Any
 
-from . import pointer
+from . import native, pointer
 from .changelog import MISSING, RESET, shift_forward, shifting_ops, written_this_round
 from .serialize import custom_of, dumps, field_json
 from .tracking import NODE, ObjNode, TrackedDict, TrackedList, link_to, value_of
@@ -443,3 +443,8 @@ def roots_of(node: Any) -> list[RootNode]:
                 seen.add(id(p))
                 stack.append(p)
     return roots
+
+
+if native.speedups is not None:  # the same walk in C; archive and roots_of stay here
+    native.speedups.configure_patch(archive, roots_of)
+    consume = native.speedups.consume
