@@ -93,7 +93,7 @@ def _emit_list(lst: TrackedList, prefixes: list[str], ops: list[Op], root: RootN
         return
     written: set[int] = set()
     if log:
-        if _whole_is_smaller(lst, len(log), lambda: [_list_op("", op) for op in log]):
+        if _list_whole_is_smaller(lst, log):
             _replace_whole(lst, prefixes, ops, None)
             return
         for p in prefixes:
@@ -104,10 +104,16 @@ def _emit_list(lst: TrackedList, prefixes: list[str], ops: list[Op], root: RootN
         return
     for child in dirty.values():
         positions = list_positions(lst, child)
-        if id(value_of(child)) in written:  # re-added this round: skip where it is new
+        if written and id(value_of(child)) in written:  # re-added: skip where it is new
             positions = [i for i in positions if not written_this_round(log, i)]
-        if positions:
+        if len(positions) == 1 and len(prefixes) == 1:  # the usual case
+            emit(child, [f"{prefixes[0]}/{positions[0]}"], ops, root)
+        elif positions:
             emit(child, [f"{p}/{i}" for p in prefixes for i in positions], ops, root)
+
+
+def _list_whole_is_smaller(lst: TrackedList, log: list[Any]) -> bool:
+    return _whole_is_smaller(lst, len(log), lambda: [_list_op("", op) for op in log])
 
 
 def _list_op(prefix: str, op: tuple[Any, ...]) -> Op:
@@ -117,6 +123,7 @@ def _list_op(prefix: str, op: tuple[Any, ...]) -> Op:
 
 
 def _whole_is_smaller(container: Any, n_ops: int, make_ops: Any) -> bool:
+    # `make_ops`: the ops, or a function making them (only when they are weighed)
     """Whether one replace is smaller than these ops. A single op stays as it is
     (it is exact, and it is what a reader of the patch expects); several are
     weighed only when they are a fair share of the container. The ops are
@@ -124,7 +131,8 @@ def _whole_is_smaller(container: Any, n_ops: int, make_ops: Any) -> bool:
     sample, so the decision never costs a pass over the whole state."""
     if n_ops < 2 or n_ops * _MEASURE_RATIO < len(container):
         return False
-    return _estimated_size(container) < len(dumps(make_ops()))
+    made = make_ops() if callable(make_ops) else make_ops
+    return _estimated_size(container) < len(dumps(made))
 
 
 def _estimated_size(container: Any) -> int:
@@ -227,7 +235,7 @@ def _emit_dict(d: TrackedDict, prefixes: list[str], ops: list[Op], root: RootNod
         if len(log) >= 2 and len(log) * _MEASURE_RATIO >= len(d):
             own: list[Op] = []
             fresh = _emit_keys(log, dict.get, d, _same, [""], own)
-            if _whole_is_smaller(d, len(own), lambda: own):
+            if _whole_is_smaller(d, len(own), own):
                 _replace_whole(d, prefixes, ops, None)
                 return
             for p in prefixes:
@@ -251,7 +259,12 @@ def _emit_obj(
     if custom.whole and keymap is None:  # a model serializer shapes it: no way inside
         _replace_model(obj, prefixes, ops)
         return
-    wires = keymap if keymap is not None else default_keymap(obj)
+    if keymap is not None:
+        wires = keymap
+    elif node.sync is not None:  # a synced object nested in another's state
+        wires = node.sync.tracked_keymap
+    else:
+        wires = _keymaps.get(type(obj)) or model_keymap(type(obj))
     log = node._ws_log
     if log is RESET:
         _replace_whole(node, prefixes, ops, wires)
@@ -346,9 +359,15 @@ def _emit_keyed_children(
         link = link_to(child, node)
         if link is None or not link.keys:
             continue
+        keys = link.keys
+        if len(keys) == 1 and len(prefixes) == 1:  # the usual case: one place
+            for key in keys:
+                if key not in fresh and (name := wire(key)) is not None:
+                    emit(child, [pointer.join(prefixes[0], name)], ops, root)
+            continue
         paths = [
             pointer.join(p, name)
-            for key in link.keys
+            for key in keys
             if key not in fresh and (name := wire(key)) is not None
             for p in prefixes
         ]

@@ -79,6 +79,7 @@ class Sync:
         scope = _key_scope.get()
         base_key = key or type(obj).__name__
         self.key: str = f"{scope}/{base_key}" if scope else base_key
+        self._patch_event = wire.patch_event(self.key)
         if camel is None:
             camel = toCamelCase if toCamelCase is not None else _camel_model(obj)
         self.camel = bool(camel)
@@ -279,7 +280,7 @@ class Sync:
         if ops:
             targets = [s for s in self.sessions if s is not exclude and s.is_connected]
             if targets:
-                frame = wire.encode(wire.patch_event(self.key), ops)
+                frame = wire.encode(self._patch_event, ops)
                 for s in targets:
                     s.send_frame(frame)
         self._last_sync = time.monotonic()
