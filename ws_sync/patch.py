@@ -16,7 +16,7 @@ from typing import Any
 
 from . import native, pointer
 from .changelog import MISSING, RESET, shift_forward, shifting_ops, written_this_round
-from .serialize import custom_of, dumps, field_json
+from .serialize import CUSTOM, dumps, field_json
 from .tracking import NODE, ObjNode, TrackedDict, TrackedList, link_to, value_of
 
 Op = dict[str, Any]
@@ -68,7 +68,7 @@ def _replace_whole(node: Any, prefixes: list[str], ops: list[Op], keymap: Any) -
         obj = node.owner()
         if obj is None:
             return
-        custom = custom_of(type(obj))
+        custom = CUSTOM[type(obj)]
         if custom.whole and keymap is None:
             _replace_model(obj, prefixes, ops)
             return
@@ -160,7 +160,7 @@ def list_positions(lst: TrackedList, child: Any) -> list[int]:
         return []
     if lst._ws_tail is not None:
         lst._ws_flush()
-    value = value_of(child)
+    value = child.owner() if type(child) is ObjNode else child
     hints = link.hints or []
     if link.count == 1 and len(hints) == 1 and hints[0] < len(lst) and lst[hints[0]] is value:
         pass  # the usual case: one place, and it still holds
@@ -255,7 +255,7 @@ def _emit_obj(
     obj = node.owner()
     if obj is None:
         return
-    custom = custom_of(type(obj))
+    custom = CUSTOM[type(obj)]
     if custom.whole and keymap is None:  # a model serializer shapes it: no way inside
         _replace_model(obj, prefixes, ops)
         return

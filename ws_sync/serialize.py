@@ -41,14 +41,21 @@ class Custom(NamedTuple):
 
 
 PLAIN = Custom(False, frozenset())
-_custom: dict[type, Custom] = {}
+
+
+class _CustomCache(dict[type, Custom]):
+    """`CUSTOM[cls]`: found once per class, then a plain dict lookup (no call)."""
+
+    def __missing__(self, cls: type) -> Custom:
+        found = self[cls] = _find_custom(cls)
+        return found
+
+
+CUSTOM = _CustomCache()
 
 
 def custom_of(cls: type) -> Custom:
-    cached = _custom.get(cls)
-    if cached is None:
-        cached = _custom[cls] = _find_custom(cls)
-    return cached
+    return CUSTOM[cls]
 
 
 def _find_custom(cls: type) -> Custom:
