@@ -242,7 +242,8 @@ def _emit_dict(d: TrackedDict, prefixes: list[str], ops: list[Op], root: RootNod
                 ops.extend({**op, "path": p + op["path"]} for op in own)
         else:
             fresh = _emit_keys(log, dict.get, d, _same, prefixes, ops)
-    _emit_keyed_children(d, fresh, _same, prefixes, ops, root)
+    if d._ws_dirty:
+        _emit_keyed_children(d, fresh, _same, prefixes, ops, root)
 
 
 def _same(key: Any) -> Any:
@@ -271,9 +272,10 @@ def _emit_obj(
         return
     get = _field_getter(obj, custom.fields) if custom.fields else dict.get
     fresh = _emit_keys(log, get, obj.__dict__, wires.get, prefixes, ops) if log else _NONE
-    if custom.fields and node._ws_dirty:
-        fresh = _emit_custom_fields(node, obj, custom.fields, fresh, wires, prefixes, ops)
-    _emit_keyed_children(node, fresh, wires.get, prefixes, ops, root)
+    if node._ws_dirty:
+        if custom.fields:
+            fresh = _emit_custom_fields(node, obj, custom.fields, fresh, wires, prefixes, ops)
+        _emit_keyed_children(node, fresh, wires.get, prefixes, ops, root)
 
 
 def _replace_model(obj: Any, prefixes: list[str], ops: list[Op]) -> None:
