@@ -350,7 +350,7 @@ class TrackedList(native.ListBase):  # type: ignore[misc]
         self._ws_tail = None
         log = self._ws_log
         if type(log) is list:
-            items = _list_getitem(self, slice(tail, None))
+            items: list[Any] = _list_getitem(self, slice(tail, None))
             log.extend([("add", i, v) for i, v in enumerate(items, tail)])
 
     def _ws_record(self, op: tuple[Any, ...]) -> None:
