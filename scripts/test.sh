@@ -24,6 +24,7 @@ fi
 
 python3 -m ruff check .
 python3 -m ruff format --check .
+python3 -m mypy
 
 export WS_SYNC_PROPERTY_EXAMPLES="${WS_SYNC_PROPERTY_EXAMPLES:-2000}"
 export WS_SYNC_REQUIRE_NATIVE=1  # the C module must have been built here

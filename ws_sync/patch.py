@@ -87,7 +87,7 @@ def _replace_whole(node: Any, prefixes: list[str], ops: list[Op], keymap: Any) -
 def _emit_list(lst: TrackedList, prefixes: list[str], ops: list[Op], root: RootNode) -> None:
     if lst._ws_tail is not None:
         lst._ws_flush()
-    log = lst._ws_log
+    log: Any = lst._ws_log
     if log is RESET or (log and len(log) > max(len(lst), 1)):
         _replace_whole(lst, prefixes, ops, None)
         return

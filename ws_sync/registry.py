@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeGuard
 
 from starlette.websockets import WebSocket
 
@@ -49,7 +49,7 @@ class RegistryFull(Exception):
     """No room for another session: every kept session is connected."""
 
 
-def valid_id(value: Any) -> bool:
+def valid_id(value: Any) -> TypeGuard[str]:
     return isinstance(value, str) and ID_PATTERN.fullmatch(value) is not None
 
 

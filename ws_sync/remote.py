@@ -68,7 +68,7 @@ def remote_task(key: Any = None, /) -> Any:
 
     def decorate(func: Any, task_key: str) -> Any:
         _mark(func, "task", task_key)
-        target = func.__func__ if isinstance(func, staticmethod | classmethod) else func
+        target: Any = func.__func__ if isinstance(func, staticmethod | classmethod) else func
         target.cancel = remote_task_cancel(task_key)
         return func
 

@@ -81,7 +81,8 @@ class SyncedMeta(type):
         return cls
 
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
-        obj = cls.__new__(cls)  # type: ignore[call-overload]
+        new: Any = cls.__new__  # the class's own, or object's
+        obj: Any = new(cls)
         for attr, default in cls.__ws_defaults__.items():  # type: ignore[attr-defined]
             obj.__dict__[attr] = copy.deepcopy(default)
         obj.__init__(*args, **kwargs)

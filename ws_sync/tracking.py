@@ -446,7 +446,7 @@ class TrackedList(native.ListBase):  # type: ignore[misc]
         if self._ws_tail is not None:
             self._ws_flush()
         i = self._index(index)
-        value = _list_pop(self, i)
+        value: Any = _list_pop(self, i)
         if type(value) not in _ATOMIC_TYPES:
             release(self, i, value, True)
         if self._ws_parents:
@@ -485,7 +485,7 @@ class TrackedList(native.ListBase):  # type: ignore[misc]
             return
         else:
             i = self._index(index)
-        old = _list_getitem(self, i)
+        old: Any = _list_getitem(self, i)
         if old is value:
             return
         if type(old) not in _ATOMIC_TYPES:
@@ -580,7 +580,7 @@ class TrackedDict(native.DictBase):  # type: ignore[misc]
                 self._ws_record(key, old is not MISSING)
 
     def _ws_delitem(self, key: Any) -> None:
-        old = dict.__getitem__(self, key)
+        old: Any = dict.__getitem__(self, key)
         _dict_delitem(self, key)
         if type(old) not in _ATOMIC_TYPES:
             release(self, key, old, False)
@@ -594,7 +594,7 @@ class TrackedDict(native.DictBase):  # type: ignore[misc]
     @locked
     def pop(self, key: Any, *default: Any) -> Any:
         if key in self:
-            value = dict.__getitem__(self, key)
+            value: Any = dict.__getitem__(self, key)
             del self[key]
             return value
         if default:
@@ -744,7 +744,7 @@ def hook_class(cls: type) -> None:
     if any(k.__dict__.get("__ws_hooked__") for k in cls.__mro__[1:]):
         cls.__ws_hooked__ = True  # type: ignore[attr-defined]
         return
-    original = cls.__setattr__
+    original: Any = cls.__setattr__
 
     @locked_setattr
     def __setattr__(self: Any, name: str, value: Any) -> None:

@@ -67,7 +67,7 @@ def attribute_type(obj: Any, attr: str) -> Any:
                 return _hints(cls).get(attr, Any)
     prop = _class_attr(cls, attr)
     if isinstance(prop, property) and prop.fset is not None:
-        hints = typing.get_type_hints(prop.fset) if prop.fset else {}
+        hints = typing.get_type_hints(prop.fset)
         params = [p for p in hints if p != "return"]
         if params:
             return hints[params[0]]
@@ -218,7 +218,12 @@ def apply_set(sync: Sync, data: Any) -> dict[str, Any]:
 def _errors(e: ValidationError, path: str, index: int | None = None) -> list[dict[str, Any]]:
     out = []
     for err in e.errors(include_url=False, include_context=False, include_input=False):
-        item = {"path": path, "msg": err["msg"], "type": err["type"], "loc": list(err["loc"])}
+        item: dict[str, Any] = {
+            "path": path,
+            "msg": err["msg"],
+            "type": err["type"],
+            "loc": list(err["loc"]),
+        }
         if index is not None:
             item["op"] = index
         out.append(item)
@@ -345,7 +350,7 @@ def _plan(sync: Sync, obj: Any, kind: str, tokens: list[str], op: dict[str, Any]
             return _test(getattr(obj, attr), op["value"])
         value = adapter(tp).validate_python(op["value"])
         sent = op["value"]
-        return lambda echo: (setattr(obj, attr, value), _echo(echo, wire0, value, sent))
+        return _then_echo(lambda: setattr(obj, attr, value), wire0, value, sent)
     container = getattr(obj, attr)
     path = wire0
     for token in tokens[1:-1]:
@@ -365,6 +370,16 @@ def _plan(sync: Sync, obj: Any, kind: str, tokens: list[str], op: dict[str, Any]
 def _test(actual: Any, expected: Any) -> None:
     if dump(actual) != expected:
         raise _OpError("test failed")
+
+
+def _then_echo(write: Any, path: str, value: Any, sent: Any) -> Any:
+    """The planned step of one op: do `write`, then note whether it needs an echo."""
+
+    def step(echo: dict[str, Any]) -> None:
+        write()
+        _echo(echo, path, value, sent)
+
+    return step
 
 
 def _echo(echo: dict[str, Any], path: str, value: Any, sent: Any) -> None:
@@ -431,7 +446,7 @@ def _plan_list(
         value = adapter(child_type(tp, token)).validate_python(op["value"])
         target = pointer.join(path, i)
         sent = op["value"]
-        return lambda echo: (lst.insert(i, value), _echo(echo, target, value, sent))
+        return _then_echo(lambda: lst.insert(i, value), target, value, sent)
     i = _index(token, n)
     target = pointer.join(path, i)
     if kind == "remove":
@@ -472,7 +487,7 @@ def _plan_model(model: Any, kind: str, token: str, op: dict[str, Any], path: str
     value = adapter(_field_type(model, attr)).validate_python(op["value"])
     target = pointer.join(path, token)
     sent = op["value"]
-    return lambda echo: (setattr(model, attr, value), _echo(echo, target, value, sent))
+    return _then_echo(lambda: setattr(model, attr, value), target, value, sent)
 
 
 def _apply_on_copy(sync: Sync, ops: list[Any], parsed: list[Any]) -> dict[str, Any]:
