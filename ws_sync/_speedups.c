@@ -853,9 +853,10 @@ node_of_owner(PyObject *d, PyObject *obj)
     if (node == NULL || (PyObject *)Py_TYPE(node) != ObjNode)
         return NULL;
     PyObject *owner_id = SLOT(node, node_owner_id);
-    if (owner_id == NULL || !PyLong_Check(owner_id) || PyLong_AsVoidPtr(owner_id) != (void *)obj)
+    if (owner_id == NULL || !PyLong_Check(owner_id))
         return NULL;
-    return node;
+    void *owner = PyLong_AsVoidPtr(owner_id);
+    return owner == (void *)obj ? node : NULL; /* NULL with an error set on overflow */
 }
 
 static PyObject *
@@ -872,6 +873,10 @@ hook_call(PyObject *callable, PyObject *const *args, size_t nargsf, PyObject *kw
         return PyObject_Vectorcall(self->original, args, 3, NULL);
     }
     PyObject *node = node_of_owner(d, obj);
+    if (node == NULL && PyErr_Occurred()) {
+        Py_DECREF(d);
+        return NULL;
+    }
     PyObject *fields = node ? SLOT(node, node_fields) : NULL;
     int synced = fields ? PySequence_Contains(fields, name) : 0;
     if (synced <= 0) {
