@@ -14,7 +14,7 @@ case "$name" in
     ;;
 esac
 
-export PIP_DISABLE_PIP_VERSION_CHECK=1
-python3 -m pip install -q -e ".[examples]"
+. scripts/env.sh
+python -m pip install -q -e ".[examples]"
 echo "ws-sync $name example: http://127.0.0.1:${PORT:-8000}" >&2
-exec python3 -m "examples.$name"
+exec python -m "examples.$name"

@@ -1,37 +1,34 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what it needs first
-# (Python packages, Debian's chromium for the browser tests, the JS test
-# dependencies), then lint, then pytest (which also runs the Node tests).
+# (a project-local .venv with the Python packages, gcc and the Python headers,
+# Debian's chromium for the browser tests, the JS test dependencies), then lint, then pytest (which also runs the Node tests).
 # The core tests then run a second time on the pure-Python tracking paths
 # (WS_SYNC_PURE=1), the reference for the C ones; arguments skip that pass.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-export PIP_DISABLE_PIP_VERSION_CHECK=1
-python3 -m pip install -q -e ".[test,bench]"
+. scripts/env.sh
+ensure_build_deps
+python -m pip install -q -e ".[test,bench]"
 
 if ! command -v chromium >/dev/null 2>&1; then
-  SUDO=""
-  [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-  export DEBIAN_FRONTEND=noninteractive
-  $SUDO apt-get update -qq
-  $SUDO apt-get install -y -qq chromium >/dev/null
+  apt_install chromium
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-python3 -m ruff check .
-python3 -m ruff format --check .
-python3 -m mypy
+python -m ruff check .
+python -m ruff format --check .
+python -m mypy
 
 export WS_SYNC_PROPERTY_EXAMPLES="${WS_SYNC_PROPERTY_EXAMPLES:-2000}"
 export WS_SYNC_REQUIRE_NATIVE=1  # the C module must have been built here
 
 run_pytest() {
   set +e
-  python3 -m pytest "$@"
+  python -m pytest "$@"
   local status=$?
   set -e
   if [ "$status" -eq 5 ]; then

@@ -43,6 +43,14 @@ class Limits:
     """Seconds a closing handshake may take before we stop waiting."""
     handshake_timeout: float = 10.0
     """Seconds a client has to answer `_REQUEST_USER_SESSION`."""
+    max_patch_ops: int = 1000
+    """Operations in one client `_PATCH`."""
+    max_copy_nodes: int = 100_000
+    """JSON values (each scalar, array and object counts one) that the `copy`
+    ops of one client `_PATCH` may produce, all together."""
+    safe_integers: bool = False
+    """Refuse client integers outside +-(2**53 - 1), which browsers cannot
+    hold exactly (JavaScript numbers are doubles)."""
 
 
 class TokenBucket:
