@@ -190,7 +190,9 @@ describe("useSynced", () => {
     const t = await mount(() => h(Notes, { seen }));
     const task = seen.at(-1).startTask("PROCESS_BATCH", { items: ["a"] });
     seen.at(-1).cancelTask("PROCESS_BATCH");
-    assert.deepEqual(t.ws.framesOf("_TASK_START:NOTES")[0].data, { type: "PROCESS_BATCH", items: ["a"] });
+    const { $id, ...start } = t.ws.framesOf("_TASK_START:NOTES")[0].data;
+    assert.deepEqual(start, { type: "PROCESS_BATCH", items: ["a"] });
+    assert.equal(typeof $id, "number");
     assert.deepEqual(t.ws.framesOf("_TASK_CANCEL:NOTES")[0].data, { type: "PROCESS_BATCH" });
     t.ws.receive("_TASK_DONE:NOTES", { type: "PROCESS_BATCH", status: "cancelled" });
     assert.equal((await task.done).status, "cancelled");

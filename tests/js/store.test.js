@@ -371,9 +371,9 @@ describe("tasks", () => {
     t.store.onTaskProgress("PROCESS_BATCH", (v) => progress.push(v));
     t.store.onTaskDone("PROCESS_BATCH", (d) => dones.push(d));
     const task = t.store.startTask("PROCESS_BATCH", { items: ["a", "b"] });
-    assert.deepEqual(t.ws.framesOf("_TASK_START:NOTES"), [
-      { type: "_TASK_START:NOTES", data: { type: "PROCESS_BATCH", items: ["a", "b"] } },
-    ]);
+    const [start] = t.ws.framesOf("_TASK_START:NOTES");
+    assert.equal(typeof start.data.$id, "number", "a $id lets the server's _ERROR name this start");
+    assert.deepEqual(start, { type: "_TASK_START:NOTES", data: { type: "PROCESS_BATCH", items: ["a", "b"], $id: start.data.$id } });
     t.ws.receive("_TASK_PROGRESS:NOTES", { type: "PROCESS_BATCH", value: "Processed a" });
     t.ws.receive("_TASK_PROGRESS:NOTES", { type: "OTHER", value: "not mine" });
     t.ws.receive("_TASK_PROGRESS:NOTES", { type: "PROCESS_BATCH", value: "Processed b" });

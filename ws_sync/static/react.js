@@ -11,6 +11,9 @@
  *   notes.addNote("y");       // _ACTION:NOTES {"type": "ADD_NOTE", "$args": ["y"], "$id": …}
  *   notes.setTitle("z");      // _PATCH:NOTES [{"op": "replace", "path": "/title", "value": "z"}]
  *
+ * Action callers return a Promise of the result; ignoring it is safe (no
+ * unhandled rejection).
+ *
  * @module ws-sync/react
  */
 import { createContext, createElement, useContext, useEffect, useMemo, useRef, useSyncExternalStore } from "react";
@@ -94,7 +97,7 @@ function makeView(store, state, functions, opts) {
     $state: state,
     set: (path, value) => store.set(path, value),
     update: (fn) => store.update(fn),
-    action: (type, params) => store.action(type, params),
+    action: (type, params) => handled(store.action(type, params)),
     sendAction: (type, params) => store.sendAction(type, params),
     startTask: (type, params) => store.startTask(type, params),
     cancelTask: (type) => store.cancelTask(type),
@@ -122,8 +125,20 @@ function makeFunction(store, name, opts) {
     if (SETTER.test(name) && !actionTypes?.[name]) return setField(store, name.slice(3), args[0]);
     const type = actionTypes?.[name] ?? toActionType(name);
     const params = actionParams(args);
-    return awaitResults ? store.action(type, params) : store.sendAction(type, params);
+    return awaitResults ? handled(store.action(type, params)) : store.sendAction(type, params);
   };
+}
+
+/**
+ * `promise`, marked as handled. UI code calls actions fire-and-forget
+ * (`onClick={() => notes.addNote(x)}`); a failure is already reported (the
+ * server's `_ERROR` reaches onError, a lost connection the connection state),
+ * so an ignored promise must not also be an unhandled rejection. Awaiting it
+ * still throws.
+ */
+function handled(promise) {
+  promise.catch(() => {});
+  return promise;
 }
 
 /** Set a top-level field; `value` may be a function of the current value, as with useState. */

@@ -2,15 +2,18 @@
  * ws-sync browser client.
  *
  * Keeps a local copy of server-side Python objects in sync over one WebSocket
- * (see PROTOCOL.md). Zero dependencies; an ES module for modern browsers and
- * Node >= 20.
+ * (wire protocol: docs/protocol.md). Zero dependencies; an ES module for
+ * modern browsers and Node >= 20.
  *
  *   const session = new Session("wss://example.org/ws").connect();
  *   const notes = session.store("NOTES", { title: "", notes: [] });
  *   notes.subscribe(() => render(notes.getState()));
  *   await notes.action("RENAME", { new_title: "Groceries" });
  *
- * Every outbound text frame is `JSON.stringify({type, data})`.
+ * Every outbound text frame is `JSON.stringify({type, data})`. Every action or
+ * task-start promise settles exactly once: on its answer, or with a
+ * ConnectionError when the connection ends first. At most `maxInFlight`
+ * actions await their answer at once; later calls wait in order.
  *
  * @module ws-sync
  */
@@ -426,6 +429,7 @@ const DEFAULTS = {
   jitter: 0.5,
   offlineEdits: "queue",
   getOnConnect: false,
+  maxInFlight: 32,
   storageKey: "ws-sync",
   onStateChange: null,
   onError: (err) => console.warn(`[ws-sync] ${err.event ?? "error"}: ${err.message}`, err),
@@ -434,6 +438,112 @@ const DEFAULTS = {
   onDownload: defaultDownload,
   onEditsDropped: ({ key, ops, reason }) => console.warn(`[ws-sync] ${key}: local edit dropped (${reason})`, ops),
 };
+
+/** The event kind and key of `"_ACTION:NOTES"`: `["_ACTION", "NOTES"]`; `["", ""]` without a colon. */
+function splitEvent(event) {
+  if (typeof event !== "string") return ["", ""];
+  const colon = event.indexOf(":");
+  return colon < 0 ? ["", ""] : [event.slice(0, colon), event.slice(colon + 1)];
+}
+
+const actionError = (err) => new ActionError(err.message ?? "rejected by the server", err);
+
+// ---------------------------------------------------------------------------
+// ActionCalls: the `$id` actions of a session, in flight or waiting
+// ---------------------------------------------------------------------------
+
+/**
+ * Actions awaiting their `_ACTION_RESULT`. At most `maxInFlight` are sent
+ * and unanswered at once: the server reads a flooding client slowly
+ * (backpressure), so a burst would otherwise stall every frame behind it,
+ * patches included. Later calls wait here in call order and go out as
+ * answers come in. Ids are unique per session, so answers are matched by id
+ * alone.
+ */
+class ActionCalls {
+  constructor(session) {
+    this.session = session;
+    this._inFlight = new Map(); // $id -> entry, oldest sent first
+    this._waiting = []; // entries not sent yet, FIFO
+  }
+
+  /** Send `{type, ...params, $id}` as `event` (or queue it); a Promise of the result. */
+  call(event, type, params) {
+    return new Promise((resolve, reject) => {
+      const id = this.session._newId();
+      // Serialized now: a bad param throws to this caller, not to whichever
+      // answer later sends the frame.
+      const text = JSON.stringify({ type: event, data: { type, ...params, $id: id } });
+      const entry = { id, event, type, text, resolve, reject };
+      if (!this.session.isOpen) reject(new ConnectionError(`not connected: action ${type} not sent`));
+      else if (this._waiting.length > 0 || this._inFlight.size >= this.session.options.maxInFlight) this._waiting.push(entry);
+      else this._transmit(entry);
+    });
+  }
+
+  /** Unanswered actions, sent or waiting. */
+  get size() {
+    return this._inFlight.size + this._waiting.length;
+  }
+
+  /** An `_ACTION_RESULT`; one for an id already settled (or unknown) is ignored. */
+  onResult(data) {
+    const entry = this._take(data?.id);
+    if (!entry) return;
+    if (data.ok) entry.resolve(data.result);
+    else entry.reject(new ActionError(data.error?.message ?? "action failed", data.error ?? {}));
+  }
+
+  /** Reject the sent action `id` with `error`. False if no such action is pending. */
+  reject(id, error) {
+    const entry = this._take(id);
+    entry?.reject(error);
+    return entry !== null;
+  }
+
+  /** Reject the oldest sent action of `event` (the server answers in order). */
+  rejectOldest(event, error) {
+    for (const entry of this._inFlight.values()) {
+      if (entry.event === event) return this.reject(entry.id, error);
+    }
+    return false;
+  }
+
+  /** The connection ended: every call, sent or waiting, rejects. */
+  failAll(message) {
+    const all = [...this._inFlight.values(), ...this._waiting];
+    this._inFlight.clear();
+    this._waiting = [];
+    for (const entry of all) entry.reject(new ConnectionError(message));
+  }
+
+  /** Remove and return the sent entry `id` (or null), letting a waiting call take its slot. */
+  _take(id) {
+    const entry = this._inFlight.get(id);
+    if (!entry) return null;
+    this._inFlight.delete(id);
+    this._pump();
+    return entry;
+  }
+
+  _pump() {
+    while (this._waiting.length > 0 && this._inFlight.size < this.session.options.maxInFlight) {
+      this._transmit(this._waiting.shift());
+    }
+  }
+
+  _transmit(entry) {
+    let sent;
+    try {
+      sent = this.session._sendText(entry.text);
+    } catch (e) {
+      entry.reject(e);
+      return;
+    }
+    if (sent) this._inFlight.set(entry.id, entry);
+    else entry.reject(new ConnectionError(`not connected: action ${entry.type} not sent`));
+  }
+}
 
 // ---------------------------------------------------------------------------
 // Session: one WebSocket, reconnects, routes events
@@ -455,6 +565,7 @@ export class Session {
     this.url = url;
     const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     this.options = { ...DEFAULTS, ...defined };
+    if (!(this.options.maxInFlight >= 1)) throw new RangeError("maxInFlight must be at least 1");
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     this._setTimeout = options.setTimeout ?? ((fn, ms) => globalThis.setTimeout(fn, ms));
     this._clearTimeout = options.clearTimeout ?? ((t) => globalThis.clearTimeout(t));
@@ -469,7 +580,9 @@ export class Session {
     this._timer = null;
     this._attempt = 0;
     this._binMeta = null; // a _BIN_META waiting for its binary frame
-    this._nextActionId = 1;
+    this._lastId = 0; // `$id`s of actions and task starts, unique per session
+    this._calls = new ActionCalls(this);
+    this._echoed = new Set(); // event kinds whose _ERROR carried an id on this connection
     this._ids = null;
   }
 
@@ -490,7 +603,7 @@ export class Session {
     return this;
   }
 
-  /** Close the connection and stop reconnecting. In-flight actions and tasks reject. */
+  /** Close the connection and stop reconnecting. Unanswered actions and tasks reject with ConnectionError. */
   close() {
     this._wantOpen = false;
     if (this._timer !== null) {
@@ -505,7 +618,7 @@ export class Session {
       } catch {
         // already closing
       }
-      this._afterClose();
+      this._afterClose(this._disconnected ? "disconnected by the server" : "session closed");
     } else {
       this._setState(this._disconnected ? "disconnected" : "closed");
     }
@@ -533,9 +646,12 @@ export class Session {
 
   /** Send one event. Returns false (and sends nothing) when not connected. */
   send(type, data) {
-    if (!this.isOpen) return false;
-    this._ws.send(JSON.stringify({ type, data }));
-    return true;
+    return this._sendText(JSON.stringify({ type, data }));
+  }
+
+  /** Unanswered `action()` calls: sent (at most `maxInFlight`) plus waiting to be sent. */
+  get pendingActions() {
+    return this._calls.size;
   }
 
   /**
@@ -584,6 +700,16 @@ export class Session {
 
   // --- internals -----------------------------------------------------------
 
+  _newId() {
+    return ++this._lastId;
+  }
+
+  _sendText(text) {
+    if (!this.isOpen) return false;
+    this._ws.send(text);
+    return true;
+  }
+
   _setState(state) {
     if (state === this._state) return;
     this._state = state;
@@ -599,7 +725,7 @@ export class Session {
       ws = new this._WebSocket(this.url);
     } catch (e) {
       this._call(this.options.onError, { event: "connect", message: String(e?.message ?? e), errors: [] });
-      this._afterClose();
+      this._afterClose("not connected");
       return;
     }
     this._ws = ws;
@@ -607,23 +733,33 @@ export class Session {
     // Events of a socket we have replaced or closed are ignored.
     ws.onopen = () => ws === this._ws && this._onOpen();
     ws.onmessage = (ev) => ws === this._ws && this._onMessage(ev.data);
-    ws.onclose = () => {
-      if (ws !== this._ws) return;
-      this._ws = null;
-      this._afterClose();
-    };
-    ws.onerror = () => {}; // a close event always follows
+    // An error counts as the loss itself: what waits for an answer must not
+    // depend on a close event following it.
+    ws.onclose = ws.onerror = () => ws === this._ws && this._lost(ws);
+  }
+
+  _lost(ws) {
+    this._ws = null;
+    try {
+      ws.close();
+    } catch {
+      // already closed
+    }
+    this._afterClose("connection lost before the answer");
   }
 
   _onOpen() {
     this._attempt = 0;
+    this._echoed.clear(); // the server may have changed
     this._setState("open");
     for (const store of this._stores.values()) store._onOpen();
   }
 
-  _afterClose() {
+  /** The connection is gone: whatever waits for an answer on it rejects with `message`. */
+  _afterClose(message) {
     this._binMeta = null;
-    for (const store of this._stores.values()) store._onClose();
+    this._calls.failAll(message);
+    for (const store of this._stores.values()) store._onClose(message);
     if (this._disconnected) {
       this._setState("disconnected");
     } else {
@@ -665,6 +801,7 @@ export class Session {
     }
     const { type, data } = msg ?? {};
     if (typeof type !== "string") return console.warn("[ws-sync] ignoring a frame without a type");
+    if (type.startsWith("_ACTION_RESULT:")) this._calls.onResult(data);
     switch (type) {
       case "_BIN_META":
         this._binMeta = { type: data?.type, metadata: data?.metadata ?? {} };
@@ -691,13 +828,37 @@ export class Session {
     if (type === "_DISCONNECT") this.close();
   }
 
-  /** Surface an `_ERROR` and let the store it concerns reject what it affects. */
+  /**
+   * Surface an `_ERROR` and reject the call it answers, if any.
+   *
+   * Matching rule: an `_ERROR` carrying `id` rejects the action or task start
+   * sent with that `$id`, whatever its `event`; an id no longer pending (its
+   * `_ACTION_RESULT` came first) rejects nothing. An `_ERROR` without `id` is
+   * guessed only for servers that never echo ids: it rejects the oldest sent
+   * action of its `_ACTION:<key>` event (servers answer in order), or the
+   * latest task start of its `_TASK_START:<key>` event. The guess stops for
+   * actions at the first `_ERROR` with an id on this connection, and for task
+   * starts at the first such `_TASK_START` error (servers that echo action
+   * ids may predate echoing task ids): from then on an id-less `_ERROR` comes
+   * from a frame without `$id` (`sendAction`, a patch) and must not reject
+   * an unrelated call.
+   */
   _onServerError(err) {
     this._call(this.options.onError, err);
-    const event = typeof err.event === "string" ? err.event : "";
-    const colon = event.indexOf(":");
-    if (colon < 0) return;
-    this._stores.get(event.slice(colon + 1))?._onServerError(event.slice(0, colon), err);
+    const [kind, key] = splitEvent(err.event);
+    if (err.id !== undefined && err.id !== null) {
+      this._echoed.add(kind);
+      this._rejectById(err.id, actionError(err));
+    } else if (kind === "_ACTION" && this._echoed.size === 0) {
+      this._calls.rejectOldest(err.event, actionError(err));
+    } else if (kind === "_TASK_START" && !this._echoed.has(kind)) {
+      this._stores.get(key)?._rejectLatestTask(actionError(err));
+    }
+  }
+
+  _rejectById(id, error) {
+    if (this._calls.reject(id, error)) return;
+    for (const store of this._stores.values()) if (store._rejectTask(id, error)) return;
   }
 
   _emit(type, data) {
@@ -735,8 +896,7 @@ export class SyncedStore {
     this._synced = false; // a _SET arrived on the current connection
     this._awaitingSet = false; // we asked for _SET; patches until then are stale
     this._queue = []; // local edits (op arrays) waiting for the next _SET
-    this._pendingActions = new Map(); // $id -> {resolve, reject}, oldest first
-    this._pendingTasks = []; // {type, resolve, reject}, oldest first
+    this._pendingTasks = []; // {id, type, resolve, reject}, oldest first
     this._progress = new Map(); // task type -> Set<cb>
     this._done = new Map(); // task type -> Set<cb>
     this._actionHandlers = new Map(); // server-to-client action type -> handler
@@ -747,7 +907,6 @@ export class SyncedStore {
     on("_SET", (d) => this._onSet(d));
     on("_PATCH", (d) => this._onPatch(d));
     on("_ACTION", (d) => this._onAction(d));
-    on("_ACTION_RESULT", (d) => this._onActionResult(d));
     on("_TASK_PROGRESS", (d) => this._onTaskProgress(d));
     on("_TASK_DONE", (d) => this._onTaskDone(d));
   }
@@ -830,18 +989,12 @@ export class SyncedStore {
 
   /**
    * Call a server action and wait for its `_ACTION_RESULT`.
-   * Rejects with ActionError (server error) or ConnectionError (not sent, or
-   * the connection closed first).
+   * Rejects with ActionError (`ok: false`, or an `_ERROR` with its id) or
+   * ConnectionError (not connected, or the connection ended first). With
+   * `maxInFlight` actions unanswered the call waits its turn before it is sent.
    */
   action(type, params = {}) {
-    const id = this.session._nextActionId++;
-    return new Promise((resolve, reject) => {
-      if (!this.session.send(`_ACTION:${this.key}`, { type, ...params, $id: id })) {
-        reject(new ConnectionError(`not connected: action ${type} not sent`));
-        return;
-      }
-      this._pendingActions.set(id, { resolve, reject });
-    });
+    return this.session._calls.call(`_ACTION:${this.key}`, type, params);
   }
 
   /** Fire-and-forget action without `$id` (servers without the extension). Returns false if not sent. */
@@ -855,16 +1008,16 @@ export class SyncedStore {
   }
 
   /**
-   * Start a server task. `done` resolves with the `_TASK_DONE` data (whatever
-   * its status) or rejects with ConnectionError; `cancel()` cancels the task.
+   * Start a server task; the start carries a `$id` so that a refusal
+   * (`_ERROR` with that id) rejects this task's `done`. `done` resolves with
+   * the `_TASK_DONE` data (whatever its status), or rejects with ActionError
+   * (start refused) or ConnectionError. `cancel()` cancels the task.
    */
   startTask(type, params = {}) {
-    let entry;
-    const done = new Promise((resolve, reject) => {
-      entry = { type, resolve, reject };
-    });
+    const entry = { id: this.session._newId(), type };
+    const done = new Promise((resolve, reject) => Object.assign(entry, { resolve, reject }));
     done.catch(() => {}); // callers often ignore `done`; not an unhandled rejection
-    if (this.session.send(`_TASK_START:${this.key}`, { type, ...params })) this._pendingTasks.push(entry);
+    if (this.session.send(`_TASK_START:${this.key}`, { type, ...params, $id: entry.id })) this._pendingTasks.push(entry);
     else entry.reject(new ConnectionError(`not connected: task ${type} not started`));
     return { done, cancel: () => this.cancelTask(type) };
   }
@@ -930,14 +1083,6 @@ export class SyncedStore {
     else console.warn(`[ws-sync] ${this.key}: no handler for server action ${type}`);
   }
 
-  _onActionResult(data) {
-    const pending = this._pendingActions.get(data?.id);
-    if (!pending) return;
-    this._pendingActions.delete(data.id);
-    if (data.ok) pending.resolve(data.result);
-    else pending.reject(new ActionError(data.error?.message ?? "action failed", data.error ?? {}));
-  }
-
   _onTaskProgress(data) {
     for (const cb of [...(this._progress.get(data?.type) ?? [])]) this.session._call(() => cb(data.value, data));
   }
@@ -948,37 +1093,26 @@ export class SyncedStore {
     for (const cb of [...(this._done.get(data?.type) ?? [])]) this.session._call(() => cb(data));
   }
 
-  /**
-   * An `_ERROR` about one of our events. Actions are matched by `id` (or
-   * `$id`) when the server echoes it, else the oldest pending action is the
-   * one rejected, as the server handles actions in order. A refused task start
-   * is the most recent one: the server refuses starts as they arrive.
-   */
-  _onServerError(kind, err) {
-    const error = () => new ActionError(err.message ?? "rejected by the server", err);
-    if (kind === "_ACTION") {
-      const id = err.id ?? err.$id;
-      const key = this._pendingActions.has(id) ? id : this._pendingActions.keys().next().value;
-      const pending = this._pendingActions.get(key);
-      if (!pending) return;
-      this._pendingActions.delete(key);
-      pending.reject(error());
-    } else if (kind === "_TASK_START") {
-      this._pendingTasks.pop()?.reject(error());
-    }
+  /** Reject the task start sent with `$id` `id`. False if none is pending. */
+  _rejectTask(id, error) {
+    const i = this._pendingTasks.findIndex((t) => t.id === id);
+    if (i >= 0) this._pendingTasks.splice(i, 1)[0].reject(error);
+    return i >= 0;
+  }
+
+  /** An id-less refusal (servers that do not echo ids): the server refuses starts as they arrive. */
+  _rejectLatestTask(error) {
+    this._pendingTasks.pop()?.reject(error);
   }
 
   _onOpen() {
     if (this.session.options.getOnConnect) this.fetch();
   }
 
-  _onClose() {
+  _onClose(message) {
     this._synced = false;
     this._awaitingSet = false;
-    const closed = () => new ConnectionError("connection closed before the answer");
-    for (const { reject } of this._pendingActions.values()) reject(closed());
-    this._pendingActions.clear();
-    for (const { reject } of this._pendingTasks.splice(0)) reject(closed());
+    for (const { reject } of this._pendingTasks.splice(0)) reject(new ConnectionError(message));
   }
 
   _notify() {
