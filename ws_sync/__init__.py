@@ -3,6 +3,7 @@
 from .context import session_context
 from .decorators import sync, sync_all, sync_only
 from .endpoint import client_route, sync_endpoint
+from .lifespan import close_sessions, lifespan
 from .limits import Limits
 from .registry import SessionRegistry, get_user_session
 from .remote import remote_action, remote_task, remote_task_cancel
@@ -22,7 +23,9 @@ __all__ = [
     "SyncedAsCamelCase",
     "SyncedObject",
     "client_route",
+    "close_sessions",
     "get_user_session",
+    "lifespan",
     "remote_action",
     "remote_task",
     "remote_task_cancel",

@@ -18,6 +18,7 @@ import contextlib
 import logging
 import re
 import time
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
@@ -25,7 +26,7 @@ from typing import Any, TypeGuard
 from starlette.websockets import WebSocket
 
 from . import wire
-from .connection import CLOSE_POLICY, Connection, Frame, FrameRejected
+from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection, Frame, FrameRejected
 from .protocol import ProtocolError, error_frame, parse
 from .session import Session
 
@@ -136,6 +137,9 @@ class SessionRegistry:
     _creating: dict[Ids, asyncio.Future[Session]] = field(default_factory=dict, init=False)
     _closing: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        _live.add(self)
+
     def __len__(self) -> int:
         return len(self._entries)
 
@@ -208,12 +212,25 @@ class SessionRegistry:
         _, oldest = min(idle)
         self._drop(oldest, self._entries[oldest])
 
-    async def close(self, ids: Ids | None = None) -> None:
-        """Close one session (or all of them, at shutdown) now."""
+    async def close(
+        self, ids: Ids | None = None, *, code: int = CLOSE_GOING_AWAY, grace: float | None = None
+    ) -> None:
+        """Close one session (or all of them, at shutdown) now; `code` and
+        `grace` as in `Session.close`. The closes go on if this is cancelled."""
         targets = [ids] if ids is not None else list(self._entries)
+        loop = asyncio.get_running_loop()
         for key in targets:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._drop(key, entry)
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*self._closing, return_exceptions=True)
+            entry = self._entries.pop(key, None)
+            if entry is None:
+                continue
+            if entry.expiry is not None:
+                entry.expiry.cancel()
+            task = loop.create_task(entry.session.close(code=code, grace=grace))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+        if self._closing:
+            await asyncio.wait(self._closing)
+
+
+_live: weakref.WeakSet[SessionRegistry] = weakref.WeakSet()
+"""Every registry, for a server shutdown to close their sessions (`ws_sync.lifespan`)."""

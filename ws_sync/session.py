@@ -41,6 +41,9 @@ __all__ = ["Session", "SessionState", "session_context"]
 _entered: ContextVar[tuple[Token[Any], ...]] = ContextVar("ws_sync_entered", default=())
 """Tokens of the `with session:` blocks open in this context, innermost last."""
 
+_live: weakref.WeakSet[Session] = weakref.WeakSet()
+"""Sessions not yet closed, which a server shutdown closes (`ws_sync.lifespan`)."""
+
 TAKEOVER_MESSAGE = (
     "Seems like you're logged in somewhere else. If this is a mistake, please refresh the page."
 )
@@ -84,6 +87,7 @@ class Session:
         self._lock = asyncio.Lock()
         self._kept: list[Any] = []
         self._runs: set[tasks.TaskRun] = set()
+        _live.add(self)
         session_context.set(self)  # objects built next in this task belong to it
 
     # ------------------------------------------------------------------ #
@@ -269,23 +273,43 @@ class Session:
         await conn.close(message=message)
         await self._hook("on_disconnect")
 
-    async def close(self, message: str | None = None) -> None:
+    async def close(
+        self,
+        message: str | None = None,
+        *,
+        code: int = CLOSE_GOING_AWAY,
+        grace: float | None = None,
+    ) -> None:
         """End the session for good: cancel its tasks, close its connection
-        (with `_DISCONNECT` if `message` is given), call `on_terminate`, and
-        leave every synced object."""
+        with `code` (and `_DISCONNECT` if `message` is given: the client then
+        stays away), call `on_terminate`, and leave every synced object.
+
+        The cancelled tasks get `grace` seconds to finish (None: as long as
+        they take); a task still running then is left behind, so that a
+        shutdown is not held up by it and `on_terminate` still runs."""
         if self.closed:
             return
         self.closed = True
-        await tasks.cancel_all(list(self._runs))
-        conn = self._conn
-        if conn is not None:
-            self._conn = None
-            await conn.close(CLOSE_GOING_AWAY, message=message)
-            await self._hook("on_disconnect")
-        await self._hook("on_terminate")
-        for sync in list(self.syncs.values()):
-            sync.detach(self)
-        self._kept.clear()
+        try:
+            runs = list(self._runs)
+            if grace is None:
+                await tasks.cancel_all(runs)
+            elif runs:
+                ending = asyncio.ensure_future(tasks.cancel_all(runs))
+                await asyncio.wait([ending], timeout=grace)
+                if not ending.done():
+                    self.logger.warning("session: tasks still running %ss after cancel", grace)
+            conn = self._conn
+            if conn is not None:
+                self._conn = None
+                await conn.close(code, message=message)
+                await self._hook("on_disconnect")
+            await self._hook("on_terminate")
+            for sync in list(self.syncs.values()):
+                sync.detach(self)
+            self._kept.clear()
+        finally:
+            _live.discard(self)
 
     async def _hook(self, name: str) -> None:
         hook = getattr(self.state, name, None) if self.state is not None else None
