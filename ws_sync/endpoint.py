@@ -21,6 +21,10 @@ What each connection gets:
 - an Origin check before the handshake is accepted (same origin by default;
   ``allowed_origins=["https://app.example.com"]`` or ``["*"]``); a foreign
   Origin is refused with 403;
+- with ``allowed_hosts=["app.example.com"]``, a Host check against DNS
+  rebinding (`ws_sync.hosts`; patterns as Starlette's `TrustedHostMiddleware`,
+  which the app's HTTP routes should use with the same list); another Host is
+  refused with 403. None (default) checks no host;
 - with ``user_sessions=True`` (default), the `_REQUEST_USER_SESSION`
   handshake: a client reconnecting with the same ids resumes its session, its
   objects and running tasks; idle sessions expire after ``session_ttl``
@@ -48,6 +52,7 @@ from starlette.websockets import WebSocket
 
 from . import wire
 from .connection import CLOSE_POLICY, CLOSE_TOO_SLOW, Connection
+from .hosts import host_allowed, host_patterns
 from .limits import Limits
 from .origin import origin_allowed
 from .protocol import INVALID, error_frame
@@ -66,6 +71,7 @@ def sync_endpoint(
     path: str = "/ws",
     user_sessions: bool | SessionRegistry = True,
     allowed_origins: Iterable[str] | None = None,
+    allowed_hosts: Iterable[str] | None = None,
     limits: Limits | None = None,
     session_ttl: float = 3600.0,
     max_sessions: int = 10_000,
@@ -83,6 +89,7 @@ def sync_endpoint(
     """
     limits = limits or Limits()
     origins = list(allowed_origins) if allowed_origins is not None else None
+    hosts = host_patterns(allowed_hosts) if allowed_hosts is not None else None
     registry: SessionRegistry | None
     if isinstance(user_sessions, SessionRegistry):
         registry = user_sessions
@@ -99,7 +106,7 @@ def sync_endpoint(
             raise FactoryError from e
 
     async def endpoint(ws: WebSocket) -> None:
-        if not origin_allowed(ws, origins):
+        if not host_allowed(ws, hosts) or not origin_allowed(ws, origins):
             await ws.close(CLOSE_POLICY)  # before accept: the server answers 403
             return
         conn = Connection(ws, limits)

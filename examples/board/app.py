@@ -14,10 +14,23 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
-from ws_sync import client_route, remote_action, session_context, sync_all, sync_endpoint
+from ws_sync import (
+    client_route,
+    lifespan,
+    remote_action,
+    session_context,
+    sync_all,
+    sync_endpoint,
+)
+
+HOSTS = ["localhost", "127.0.0.1"]
+"""Served on 127.0.0.1 only, so no other name may reach it: a page elsewhere
+whose name resolves to us (DNS rebinding) is refused, pages and socket alike."""
 
 Column = Literal["todo", "doing", "done"]
 
@@ -69,9 +82,13 @@ def create_app(board: Board | None = None) -> Starlette:
 
     # No per-user state here, so no user sessions: each connection is a fresh
     # session that leaves the board when the connection ends.
-    endpoint = sync_endpoint(join_board, path="/ws", user_sessions=False)
+    endpoint = sync_endpoint(join_board, path="/ws", user_sessions=False, allowed_hosts=HOSTS)
     static = StaticFiles(directory=Path(__file__).parent / "static", html=True)
-    app = Starlette(routes=[endpoint, client_route(), Mount("/", static)])
+    app = Starlette(
+        routes=[endpoint, client_route(), Mount("/", static)],
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=HOSTS)],
+        lifespan=lifespan(),  # at shutdown: sessions closed, pages told to reconnect (1012)
+    )
     app.state.board = board
     return app
 

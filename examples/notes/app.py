@@ -12,8 +12,13 @@ from pathlib import Path
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 
-from ws_sync import client_route, remote_action, remote_task, sync_all, sync_endpoint
+from ws_sync import client_route, lifespan, remote_action, remote_task, sync_all, sync_endpoint
+
+HOSTS = ["localhost", "127.0.0.1"]
+"""Served on 127.0.0.1 only, so no other name may reach it: a page elsewhere
+whose name resolves to us (DNS rebinding) is refused, pages and socket alike."""
 
 
 class Notes(BaseModel):
@@ -48,8 +53,11 @@ class Notes(BaseModel):
 
 
 def create_app() -> FastAPI:
-    app = FastAPI(title="ws-sync notes")
-    endpoint = sync_endpoint(Notes, path="/ws")  # one Notes per browser session
+    # at shutdown: tasks cancelled, pages told to reconnect (1012)
+    app = FastAPI(title="ws-sync notes", lifespan=lifespan())
+    app.add_middleware(TrustedHostMiddleware, allowed_hosts=HOSTS)
+    # one Notes per browser session
+    endpoint = sync_endpoint(Notes, path="/ws", allowed_hosts=HOSTS)
     app.router.routes.append(endpoint)
     app.router.routes.append(client_route())  # /ws-sync/ws-sync.js
     app.mount("/", StaticFiles(directory=Path(__file__).parent / "static", html=True))
