@@ -4,8 +4,9 @@ import { Session } from "../../ws_sync/static/ws-sync.js";
 
 /**
  * A WebSocket class whose instances are driven by the test: `open()`,
- * `receive(type, data)`, `receiveBinary(bytes)`, `drop()`. Each call returns a
- * new class so tests never share sockets.
+ * `receive(type, data)`, `receiveBinary(bytes)`, `drop()`, `fail()`; an
+ * `onSent(data)` hook sees each frame as it is sent. Each call returns a new
+ * class so tests never share sockets.
  */
 export function fakeWebSocketClass() {
   return class FakeWebSocket {
@@ -22,6 +23,7 @@ export function fakeWebSocketClass() {
     send(data) {
       if (this.readyState !== 1) throw new Error("send() on a socket that is not open");
       this.sent.push(data);
+      this.onSent?.(data);
     }
 
     close() {
@@ -51,6 +53,11 @@ export function fakeWebSocketClass() {
     drop() {
       this.readyState = 3;
       this.onclose?.({ code: 1006 });
+    }
+
+    /** A socket error with no close event after it. */
+    fail() {
+      this.onerror?.({});
     }
 
     /** Text frames sent so far, parsed. */
@@ -140,4 +147,34 @@ export function makeSession(options = {}, { open = true } = {}) {
   session.connect();
   if (open) WebSocket.last.open();
   return { session, WebSocket, clock, calls, get ws() { return WebSocket.last; } };
+}
+
+/** Observe a promise's outcome synchronously (after `flush()`): {state, value?, error?}. */
+export function track(promise) {
+  const outcome = { state: "pending" };
+  promise.then(
+    (value) => Object.assign(outcome, { state: "fulfilled", value }),
+    (error) => Object.assign(outcome, { state: "rejected", error }),
+  );
+  return outcome;
+}
+
+/** Let pending promise callbacks run. */
+export const flush = () => new Promise((resolve) => setImmediate(resolve));
+
+/**
+ * Run `fn` and collect the unhandled promise rejections it causes, waiting
+ * long enough for Node to report them.
+ */
+export async function unhandledRejections(fn) {
+  const seen = [];
+  const listener = (reason) => seen.push(reason);
+  process.on("unhandledRejection", listener);
+  try {
+    await fn();
+    for (let i = 0; i < 3; i++) await new Promise((resolve) => setTimeout(resolve, 0));
+  } finally {
+    process.off("unhandledRejection", listener);
+  }
+  return seen;
 }

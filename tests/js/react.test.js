@@ -2,7 +2,7 @@
 import { after, describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { JSDOM } from "jsdom";
-import { makeSession } from "./helpers.js";
+import { makeSession, unhandledRejections } from "./helpers.js";
 
 // react-dom looks for a DOM when it loads, so the globals come first.
 const dom = new JSDOM("<!doctype html><html><body></body></html>");
@@ -124,6 +124,34 @@ describe("useSynced", () => {
     // The server answers the action with a patch; the list shows it.
     await act(async () => t.ws.receive("_PATCH:NOTES", [{ op: "add", path: "/notes/-", value: "New note" }]));
     assert.deepEqual(texts(t.container, "li"), ["New note"]);
+  });
+
+  it("fire-and-forget calls never cause an unhandled rejection, and awaiting one still throws", async () => {
+    const seen = [];
+    let t;
+    let awaited;
+    const unhandled = await unhandledRejections(async () => {
+      t = await mount(() => h(Notes, { seen }));
+      await act(async () => t.ws.receive("_SET:NOTES", { title: "T", notes: [] }));
+      const click = () => t.container.querySelector("button").dispatchEvent(new window.MouseEvent("click", { bubbles: true }));
+      await act(async () => click()); // refused by the server
+      await act(async () => click()); // lost with the connection
+      const [refused] = t.actions();
+      t.ws.receive("_ERROR", { event: "_ACTION:NOTES", message: "no", errors: [], id: refused.$id });
+      t.ws.receive("_ACTION_RESULT:NOTES", { id: refused.$id, ok: false, error: { message: "no" } });
+      seen.at(-1).startTask("JOB"); // an ignored task handle
+      seen.at(-1).action("RAW"); // the helper, ignored too
+      const pending = seen.at(-1).rename("kept");
+      t.ws.drop();
+      await act(async () => click()); // offline
+      awaited = await pending.then(
+        () => "resolved",
+        (e) => e.name,
+      );
+    });
+    assert.deepEqual(unhandled, []);
+    assert.equal(awaited, "ConnectionError");
+    assert.equal(t.calls.errors.length, 1, "the refusal is reported through onError");
   });
 
   it("maps arguments: none → {}, one plain object → params, several → $args", async () => {
