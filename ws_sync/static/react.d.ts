@@ -32,14 +32,17 @@ export interface UseSyncedOptions {
   actionTypes?: Record<string, string>;
   /**
    * true (default): callers use `store.action` (sends `$id`, returns a Promise
-   * of the result). false: `store.sendAction` (no `$id`, returns whether it
-   * was sent), for servers without the `_ACTION_RESULT` extension.
+   * of the result; bounded by SessionOptions.maxInFlight). false:
+   * `store.sendAction` (no `$id`, returns whether it was sent), for servers
+   * without the `_ACTION_RESULT` extension.
    */
   awaitResults?: boolean;
 }
 
 /**
- * An action caller. Arguments become the action params:
+ * An action caller. Its promise is already handled: a fire-and-forget call
+ * (`onClick={() => notes.addNote(x)}`) causes no unhandled rejection, while
+ * awaiting it still throws. Arguments become the action params:
  * - no argument → `{type}`
  * - exactly one plain object → its members (`notes.addUser({user_data})` → `{type, user_data}`)
  * - anything else → `{type, "$args": [...args]}`; the server binds `$args` to
@@ -67,6 +70,7 @@ export interface SyncedHelpers<S> {
   $state: S;
   set(path: Pointer, value: unknown): boolean;
   update(fn: (state: S) => S): boolean;
+  /** `store.action`, its promise already handled (see ActionCaller). */
   action<R = unknown>(type: string, params?: Record<string, unknown>): Promise<R>;
   sendAction(type: string, params?: Record<string, unknown>): boolean;
   startTask<R = unknown>(type: string, params?: Record<string, unknown>): TaskHandle<R>;

@@ -1,6 +1,11 @@
 /**
  * Type declarations for ws-sync.js, the ws-sync browser client.
- * Wire protocol: PROTOCOL.md. Every outbound text frame is `{"type", "data"}` JSON.
+ * Wire protocol: docs/protocol.md. Every outbound text frame is `{"type", "data"}` JSON.
+ *
+ * Every `action()` promise and task `done` promise settles exactly once: on
+ * its answer (`_ACTION_RESULT`, `_TASK_DONE`, or an `_ERROR` carrying its id),
+ * or with ConnectionError when the connection ends first (lost, socket error,
+ * `_DISCONNECT`, `close()`). Answers for an id already settled are ignored.
  */
 
 /** A JSON value as it travels on the wire. */
@@ -52,14 +57,14 @@ export function deepEqual(a: unknown, b: unknown): boolean;
 // Helpers and errors
 // ---------------------------------------------------------------------------
 
-/** An action or task start the server refused (`ok: false` result or `_ERROR`). */
+/** An action or task start the server refused (`ok: false` result, or an `_ERROR` with its id). */
 export class ActionError extends Error {
   name: "ActionError";
-  /** The `error` object of `_ACTION_RESULT`, or the whole `_ERROR` data. */
+  /** The `error` object of `_ACTION_RESULT`, or the whole `_ERROR` data (see ServerError; `ref` names a hidden internal error in the server log). */
   details: Record<string, unknown>;
 }
 
-/** Not connected when sending, or the connection closed before the answer. */
+/** Not connected when calling, or the connection ended (lost, `_DISCONNECT`, `close()`) before the answer. */
 export class ConnectionError extends Error {
   name: "ConnectionError";
 }
@@ -95,8 +100,10 @@ export interface ServerError {
   event?: string;
   message: string;
   errors?: unknown[];
-  /** The action's `$id`, when the server echoes it. */
+  /** The `$id` of the frame that caused it, when the server could read one. */
   id?: unknown;
+  /** For an internal error whose text the server hides: a short reference to its server-log entry. */
+  ref?: string;
   [key: string]: unknown;
 }
 
@@ -153,6 +160,13 @@ export interface SessionOptions {
    * created while already connected always send `_GET`.
    */
   getOnConnect?: boolean;
+  /**
+   * At most this many `action()` calls are sent and unanswered at once
+   * (default 32; at least 1, `Infinity` for no bound). Later calls wait in
+   * call order and are sent as answers arrive. The server stops reading a
+   * client that floods it, which would hold up its patches too.
+   */
+  maxInFlight?: number;
 
   /** Ids for the `_USER_SESSION` handshake; generated and stored when absent. */
   userId?: string;
@@ -164,7 +178,14 @@ export interface SessionOptions {
   storageKey?: string;
 
   onStateChange?: (state: ConnectionState) => void;
-  /** `_ERROR` from the server (default: console.warn). Affected action/task promises reject too. */
+  /**
+   * Every `_ERROR` from the server (default: console.warn). One carrying an
+   * `id` also rejects the action or task start sent with that `$id`. One
+   * without is guessed only for servers that never echo ids: it rejects the
+   * oldest sent action of its `_ACTION:<key>` event until an `_ERROR` with an
+   * id arrives on the connection, or the latest start of its
+   * `_TASK_START:<key>` event until a `_TASK_START` `_ERROR` with an id does.
+   */
   onError?: (error: ServerError) => void;
   /** `_DISCONNECT` message (default: console.warn). The session then stays "disconnected". */
   onDisconnect?: (message: string) => void;
@@ -189,10 +210,12 @@ export class Session {
   readonly options: Required<Omit<SessionOptions, "WebSocket" | "setTimeout" | "clearTimeout" | "random">> & SessionOptions;
   readonly state: ConnectionState;
   readonly isOpen: boolean;
+  /** Unanswered `action()` calls: sent (at most `maxInFlight`) plus waiting to be sent. */
+  readonly pendingActions: number;
 
   /** Open the connection (idempotent). */
   connect(): this;
-  /** Close and stop reconnecting; in-flight actions and task `done` promises reject with ConnectionError. */
+  /** Close and stop reconnecting; unanswered actions (sent or waiting) and task `done` promises reject with ConnectionError. */
   close(): void;
 
   /** Listen to any event type (`"_TOAST"`, `"_SET:NOTES"`, a binary event named in `_BIN_META`…). Returns an unsubscribe function. */
@@ -225,7 +248,11 @@ export interface TaskDone<R = unknown> {
 }
 
 export interface TaskHandle<R = unknown> {
-  /** Resolves with the `_TASK_DONE` data (any status); rejects with ActionError (start refused) or ConnectionError. */
+  /**
+   * Resolves with the `_TASK_DONE` data (any status); rejects with ActionError
+   * (start refused) or ConnectionError. Already handled: ignoring it causes
+   * no unhandled rejection.
+   */
   done: Promise<TaskDone<R>>;
   /** Send `_TASK_CANCEL`. */
   cancel(): boolean;
@@ -259,14 +286,19 @@ export class SyncedStore<S = any> {
   /** Apply and send raw RFC 6902 operations. */
   patch(ops: PatchOperation[]): boolean;
 
-  /** `_ACTION` with `$id`; resolves with `_ACTION_RESULT.result`. Rejects with ActionError or ConnectionError. */
+  /**
+   * `_ACTION` with `$id`; resolves with `_ACTION_RESULT.result`. Rejects with
+   * ActionError (`ok: false`, or an `_ERROR` with its id) or ConnectionError
+   * (not connected, or the connection ended first). Beyond `maxInFlight`
+   * unanswered actions the call waits its turn before it is sent.
+   */
   action<R = unknown>(type: string, params?: Record<string, unknown>): Promise<R>;
   /** `_ACTION` without `$id` (servers without the extension). False when not connected. */
   sendAction(type: string, params?: Record<string, unknown>): boolean;
   /** `_BIN_META {type: "_ACTION:<key>", metadata: {type, ...params}}` + bytes. */
   sendBinaryAction(type: string, params: Record<string, unknown>, bytes: ArrayBufferLike | ArrayBufferView | Blob): boolean;
 
-  /** `_TASK_START`. An `_ERROR` for `_TASK_START` rejects the most recent pending start. */
+  /** `_TASK_START` with a `$id`; an `_ERROR` with that id rejects `done` (see SessionOptions.onError for servers without ids). */
   startTask<R = unknown>(type: string, params?: Record<string, unknown>): TaskHandle<R>;
   /** `_TASK_CANCEL`. False when not connected. */
   cancelTask(type: string): boolean;
