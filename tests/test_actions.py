@@ -272,7 +272,7 @@ def test_ambiguous_case_insensitive_keys_do_not_match():
 
 @pytest.fixture
 def ws():
-    app, sessions = make_app(Notes, Counter, Shapes)
+    app, sessions = make_app(Notes, Counter, Shapes, expose_errors=True)
     with TestClient(app) as tc, tc.websocket_connect("/ws") as socket:
         for key in ("NOTES", "COUNTER", "SHAPES"):
             assert recv(socket)["type"] == f"_SET:{key}"
@@ -307,7 +307,9 @@ def test_action_result_carries_the_serialized_return_value(ws):
             "size": {"w": 1, "h": 1},
         },
     )
-    assert frames == [
+    # the action changed `log` without syncing: that patch goes out before the result
+    assert frames[0]["type"] == "_PATCH:SHAPES"
+    assert frames[1:] == [
         {
             "type": "_ACTION_RESULT:SHAPES",
             "data": {
@@ -367,15 +369,17 @@ def test_invalid_params_with_id_fail_the_result_too(ws):
 
 def test_exception_in_an_action_is_reported_and_the_connection_lives_on(ws, caplog):
     frames = exchange(ws, "_ACTION:NOTES", {"type": "FAIL", "$id": "f"})
+    ref = frames[0]["data"]["ref"]
     assert frames == [
-        error("_ACTION:NOTES", "boom", id="f"),
+        error("_ACTION:NOTES", "boom", id="f", ref=ref),
         {
             "type": "_ACTION_RESULT:NOTES",
-            "data": {"id": "f", "ok": False, "error": {"message": "boom"}},
+            "data": {"id": "f", "ok": False, "error": {"message": "boom", "ref": ref}},
         },
     ]
-    assert "action 'FAIL' failed" in caplog.text
-    assert exchange(ws, "_ACTION:NOTES", {"type": "FAIL"}) == [error("_ACTION:NOTES", "boom")]
+    assert f"action 'FAIL' failed [ref {ref}]" in caplog.text
+    frames = exchange(ws, "_ACTION:NOTES", {"type": "FAIL"})
+    assert frames == [error("_ACTION:NOTES", "boom", ref=frames[0]["data"]["ref"])]
     frames = exchange(ws, "_ACTION:NOTES", {"type": "ADD_NOTE", "note": "still here", "$id": 1})
     assert frames[-1]["data"] == {"id": 1, "ok": True, "result": 1}
 
@@ -462,12 +466,13 @@ def test_sync_actions_run_in_the_threadpool_without_blocking_other_connections()
         order_a, order_b = (built.objects["ORDER"] for built in sessions.built)
         send(a, "_ACTION:ORDER", {"type": "BLOCKING", "$id": 1})
         # a is blocked in its threadpool call; b is served meanwhile
-        assert exchange(b, "_ACTION:ORDER", {"type": "BLOCKING", "wait": False, "$id": 2})[0][
+        assert exchange(b, "_ACTION:ORDER", {"type": "BLOCKING", "wait": False, "$id": 2})[-1][
             "data"
         ]["ok"]
         assert order_a.log == []
         order_a.gate.set()
-        result = recv(a)
+        while (result := recv(a))["type"] == "_PATCH:ORDER":
+            pass  # the change to `log`, sent before the result
         assert result["type"] == "_ACTION_RESULT:ORDER"
         assert result["data"]["result"] == order_a.threads[0]
         assert order_a.log == ["blocking"]

@@ -417,14 +417,69 @@ async def test_oversized_frames_are_rejected():
     assert await conn.receive() == "1234"
 
 
-async def test_rate_limit_rejects_frames_over_the_burst():
-    conn, ws = connection(rate=0.0001, burst=2)
-    for i in range(3):
+async def test_frames_over_the_rate_are_delayed_not_dropped():
+    conn, ws = connection(rate=50.0, burst=2)
+    for i in range(6):
+        await ws.inbox.put({"type": "websocket.receive", "text": str(i)})
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    got = [await conn.receive() for _ in range(6)]
+    assert got == [str(i) for i in range(6)]
+    # two from the burst, four at 50/s: the reader waited about 80 ms
+    assert loop.time() - start >= 0.07
+    assert not conn.closing
+
+
+async def test_connections_of_one_address_share_its_budget():
+    shared = TokenBucket(rate=20.0, burst=1)
+    pairs = [connection(rate=None), connection(rate=None)]
+    conns = [Connection(ws, Limits(rate=None), shared) for _, ws in pairs]
+    for _, ws in pairs:
+        await ws.inbox.put({"type": "websocket.receive", "text": "x"})
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    await asyncio.gather(*(c.receive() for c in conns))
+    assert loop.time() - start >= 0.04  # the second frame waited for the shared token
+
+
+async def test_a_client_that_keeps_the_limit_saturated_is_closed_with_1008():
+    conn, ws = connection(rate=0.001, burst=1, throttle_timeout=5.0)
+    for i in range(2):
         await ws.inbox.put({"type": "websocket.receive", "text": str(i)})
     assert await conn.receive() == "0"
-    assert await conn.receive() == "1"
     with pytest.raises(FrameRejected, match="rate limit"):
-        await conn.receive()
+        await conn.receive()  # due in 1000 s: beyond any patience
+    await conn.wait_closed()
+    assert conn.close_code == 1008
+
+
+async def test_a_close_wakes_a_reader_held_by_the_rate_limit():
+    conn, ws = connection(rate=1.0, burst=1, throttle_timeout=None)
+    for i in range(2):
+        await ws.inbox.put({"type": "websocket.receive", "text": str(i)})
+    assert await conn.receive() == "0"
+    reader = asyncio.create_task(_bound_receive(conn))
+    await asyncio.sleep(0.01)
+    conn.abort(1013, "too slow")
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+
+
+async def _bound_receive(conn: Connection) -> Any:
+    conn.bind_reader()
+    return await conn.receive()
+
+
+def test_token_bucket_reserve_owes_instead_of_refusing(monkeypatch):
+    now = [100.0]
+    monkeypatch.setattr("ws_sync.limits.time.monotonic", lambda: now[0])
+    bucket = TokenBucket(rate=10.0, burst=2)
+    assert [bucket.reserve() for _ in range(2)] == [0.0, 0.0]
+    assert bucket.reserve() == pytest.approx(0.1)
+    assert bucket.reserve() == pytest.approx(0.2)  # queued behind the first
+    now[0] += 0.2
+    assert bucket.reserve() == pytest.approx(0.1)
+    assert TokenBucket(None, 1).reserve() == 0.0
 
 
 async def test_abort_wakes_a_reader_blocked_in_receive():

@@ -58,7 +58,7 @@ class Jobs:
 
 @pytest.fixture
 def hidden() -> Any:
-    app, _ = make_app(Notes, Jobs, expose_errors=False)
+    app, _ = make_app(Notes, Jobs)  # hiding is the default
     with TestClient(app) as tc, tc.websocket_connect("/ws") as socket:
         assert recv(socket)["type"] == "_SET:NOTES"
         assert recv(socket)["type"] == "_SET:JOBS"
@@ -67,14 +67,18 @@ def hidden() -> Any:
 
 def test_a_failing_action_tells_the_client_nothing_more(hidden: Any, caplog: Any) -> None:
     frames = exchange(hidden, "_ACTION:NOTES", {"type": "FAIL", "$id": "f"})
+    ref = frames[0]["data"]["ref"]
+    assert len(ref) == 8 and int(ref, 16) >= 0
     assert frames == [
-        error("_ACTION:NOTES", HIDDEN, id="f"),
+        error("_ACTION:NOTES", HIDDEN, id="f", ref=ref),
         {
             "type": "_ACTION_RESULT:NOTES",
-            "data": {"id": "f", "ok": False, "error": {"message": HIDDEN}},
+            "data": {"id": "f", "ok": False, "error": {"message": HIDDEN, "ref": ref}},
         },
     ]
-    assert "boom" in caplog.text  # the server log keeps the details
+    assert "boom" not in str(frames)
+    # the server log has the details under the same reference
+    assert "boom" in caplog.text and f"ref {ref}" in caplog.text
     # the client's own mistakes are still explained
     frames = exchange(hidden, "_ACTION:NOTES", {"type": "NOPE"})
     assert frames == [error("_ACTION:NOTES", "unknown action 'NOPE'")]
@@ -86,4 +90,14 @@ def test_a_failing_task_reports_a_hidden_error(hidden: Any, caplog: Any) -> None
         pass
     assert frame["data"]["status"] == "failed"
     assert frame["data"]["error"] == HIDDEN
+    assert f"ref {frame['data']['ref']}" in caplog.text
     assert "secret detail" in caplog.text
+
+
+def test_expose_errors_shows_the_text() -> None:
+    app, _ = make_app(Notes, expose_errors=True)
+    with TestClient(app) as tc, tc.websocket_connect("/ws") as socket:
+        recv(socket)
+        frames = exchange(socket, "_ACTION:NOTES", {"type": "FAIL", "$id": 1})
+        assert frames[0]["data"]["message"] == "boom"
+        assert frames[1]["data"]["error"]["message"] == "boom"

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from starlette.websockets import WebSocketDisconnect
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from session_helpers import (
@@ -442,17 +443,29 @@ def test_nesting_within_the_limit_is_parsed():
         assert frames[0]["data"]["message"] == "invalid params for action 'RENAME'"
 
 
-def test_rate_limit():
-    tc, sessions = limited(rate=0.001, burst=5)
+def test_rate_limit_slows_a_client_down_and_drops_nothing():
+    tc, sessions = limited(rate=100.0, burst=5)
     with tc, tc.websocket_connect("/ws") as ws:
         recv(ws)
-        for i in range(5):
+        for i in range(30):
+            send(ws, "_ACTION:NOTES", {"type": "ADD_NOTE", "note": f"n{i}", "$id": i})
+        frames = [recv(ws) for _ in range(60)]
+        results = [f["data"] for f in frames if f["type"] == "_ACTION_RESULT:NOTES"]
+        assert [r["id"] for r in results] == list(range(30))
+        assert all(r["ok"] for r in results)
+        assert sessions.last().objects["NOTES"].notes == [f"n{i}" for i in range(30)]
+
+
+def test_rate_limit_abuse_closes_with_1008():
+    tc, _ = limited(rate=0.001, burst=2)
+    with tc, tc.websocket_connect("/ws") as ws:
+        recv(ws)
+        for i in range(3):
             send(ws, "_ACTION:NOTES", {"type": "ADD_NOTE", "note": f"n{i}"})
-        send(ws, "_ACTION:NOTES", {"type": "ADD_NOTE", "note": "over"})
-        frames = [recv(ws) for _ in range(6)]
-        assert [f["type"] for f in frames[:5]] == ["_PATCH:NOTES"] * 5
-        assert frames[5] == error("_INVALID", "rate limit exceeded: frame dropped")
-        assert sessions.last().objects["NOTES"].notes == [f"n{i}" for i in range(5)]
+        assert [recv(ws)["type"] for _ in range(2)] == ["_PATCH:NOTES"] * 2
+        with pytest.raises(WebSocketDisconnect) as closed:
+            recv(ws)
+        assert closed.value.code == 1008
 
 
 # --------------------------------------------------------------------------- #

@@ -339,7 +339,7 @@ def test_custom_event_handlers():
     received: list[Any] = []
 
     async def endpoint(ws: WebSocket) -> None:
-        session = Session()
+        session = Session(expose_errors=True)
 
         async def on_ping(data: Any) -> None:
             received.append(data)
@@ -355,7 +355,8 @@ def test_custom_event_handlers():
     app = Starlette(routes=[WebSocketRoute("/ws", endpoint)])
     with TestClient(app) as tc, tc.websocket_connect("/ws") as ws:
         assert exchange(ws, "PING", {"n": 1}) == [{"type": "PONG", "data": {"n": 1}}]
-        assert exchange(ws, "FAIL", 1) == [error("FAIL", "nope")]
+        frames = exchange(ws, "FAIL", 1)
+        assert frames == [error("FAIL", "nope", ref=frames[0]["data"]["ref"])]
         assert received == [{"n": 1}]
 
 

@@ -116,7 +116,7 @@ def done(task: str, status: str, **rest: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def app():
-    return make_app(Jobs)
+    return make_app(Jobs, expose_errors=True)
 
 
 @pytest.fixture
@@ -152,8 +152,10 @@ def test_coroutine_task_reports_its_result(ws):
 
 def test_failed_task_is_logged_and_reported(ws, caplog):
     send(ws, "_TASK_START:JOBS", {"type": "FAIL"})
-    assert until(ws, "_TASK_DONE:JOBS")[-1] == done("FAIL", "failed", error="bad input")
-    assert "task 'FAIL' failed" in caplog.text
+    frame = until(ws, "_TASK_DONE:JOBS")[-1]
+    ref = frame["data"]["ref"]
+    assert frame == done("FAIL", "failed", error="bad input", ref=ref)
+    assert f"task 'FAIL' failed [ref {ref}]" in caplog.text
     assert exchange(ws, "_ACTION:JOBS", {"type": "PING", "$id": 1})[-1]["data"]["result"] == "pong"
 
 

@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Coroutine, Generator
 from typing import Any
@@ -45,9 +46,10 @@ _get_ident = threading.get_ident
 class FrameRejected(Exception):
     """An inbound frame broke a limit; it is dropped and answered with `_ERROR`."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, frame: Frame = "") -> None:
         super().__init__(message)
         self.message = message
+        self.frame = frame
 
 
 class _Close:
@@ -104,7 +106,9 @@ class Connection:
     socket to be shut.
     """
 
-    def __init__(self, ws: WebSocket, limits: Limits | None = None) -> None:
+    def __init__(
+        self, ws: WebSocket, limits: Limits | None = None, shared: TokenBucket | None = None
+    ) -> None:
         self.ws = ws
         self.limits = limits or Limits()
         self.closing = False
@@ -120,6 +124,8 @@ class Connection:
         self.reader_cancelled = False
         self._held: deque[Frame] = deque()
         self._bucket = TokenBucket(self.limits.rate, self.limits.burst)
+        self._shared = shared  # the budget of every connection from this address
+        self._throttled_since: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
         self._sending_since: float | None = None
@@ -448,8 +454,31 @@ class Connection:
         frame: Frame | None = message.get("text")
         if frame is None:
             frame = message.get("bytes") or b""
-        if not self._bucket.take():
-            raise FrameRejected("rate limit exceeded: frame dropped")
+        await self._throttle()
         if len(frame) > self.limits.max_frame_size:
-            raise FrameRejected(f"frame larger than {self.limits.max_frame_size}: dropped")
+            raise FrameRejected(f"frame larger than {self.limits.max_frame_size}: dropped", frame)
         return frame
+
+    async def _throttle(self) -> None:
+        """Backpressure for a client over its rate: hold this frame until it
+        is due and read nothing meanwhile, so the sender's TCP window fills
+        and it slows down; no frame is dropped. A client that keeps the limit
+        saturated for `Limits.throttle_timeout` is closed with 1008."""
+        delay = self._bucket.reserve()
+        if self._shared is not None:
+            delay = max(delay, self._shared.reserve())
+        if delay <= 0:
+            self._throttled_since = None
+            return
+        now = time.monotonic()
+        since = self._throttled_since = self._throttled_since or now
+        limit = self.limits.throttle_timeout
+        if limit is not None and now - since + delay > limit:
+            logger.warning("client over its rate limit for %ss; disconnecting", limit)
+            self.abort(CLOSE_POLICY, "rate limit")
+            raise FrameRejected("rate limit abused: closing")
+        self._receiving = True
+        try:
+            await asyncio.sleep(delay)
+        finally:
+            self._receiving = False

@@ -2,31 +2,29 @@
 
 Each event is handled to the end before the next is read: an action is
 awaited, a task is only started. Whatever a client sends, a bad event gets one
-`_ERROR` (plus, for a rejected `_SET`/`_PATCH`, a fresh `_SET:<key>`, and for
-an action with ``$id``, a failed `_ACTION_RESULT`) and changes nothing; the
-connection stays open.
+`_ERROR` (plus, for a rejected `_SET`/`_PATCH`, a fresh `_SET:<key>`) and
+changes nothing; the connection stays open. Every `_ERROR` about a frame
+carries the frame's ``$id`` (as ``id``) when one could be read, and every
+`_ACTION` with ``$id`` gets exactly one `_ACTION_RESULT`, whatever happened
+to it, so a client never waits forever for an answer.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import tasks, wire
-from .actions import ParamsError
 from .connection import Connection, Frame, FrameRejected
-from .errors import describe, errors_of
+from .errors import Failure, failure
 from .invoke import invoke
-from .protocol import INVALID, ProtocolError, error_frame, parse
+from .protocol import INVALID, ProtocolError, error_frame, parse, peek
 from .remote import Kind, RemoteMethod, remote_table
 from .sync import Sync
 from .validation import ClientWriteError
 
 if TYPE_CHECKING:
     from .session import Session
-
-logger = logging.getLogger("ws_sync")
 
 Route = Callable[["Dispatcher", str, Sync, Any], Awaitable[None]]
 
@@ -38,6 +36,8 @@ class Dispatcher:
         self.session = session
         self.conn = conn
         self.bin_meta: tuple[str, dict[str, Any]] | None = None
+        self.call: dict[str, Any] = {}
+        """``{"id": $id}`` of the frame being handled, if it has one."""
 
     def reply(self, frame: str) -> None:
         """To the connection the event came from (not a later one)."""
@@ -46,7 +46,7 @@ class Dispatcher:
     def error(
         self, event: str, message: str, errors: list[dict[str, Any]] | None = None, **extra: Any
     ) -> None:
-        self.reply(error_frame(event, message, errors, **extra))
+        self.reply(error_frame(event, message, errors, **{**self.call, **extra}))
 
     async def receive(self) -> Frame | None:
         """The next frame within the limits; None when the connection ended."""
@@ -54,7 +54,18 @@ class Dispatcher:
             try:
                 return await self.conn.receive()
             except FrameRejected as e:
-                self.error(INVALID, e.message)
+                self.unreadable(e.frame, INVALID, e.message)
+
+    def unreadable(
+        self, raw: Frame, event: str, message: str, errors: list[dict[str, Any]] | None = None
+    ) -> None:
+        """`_ERROR` for a frame that was not parsed, with its ``$id`` and, for an
+        action, its `_ACTION_RESULT`, where they can be read cheaply."""
+        kind, self.call = peek(raw)
+        self.error(event, message, errors)
+        if self.call and kind is not None and kind.startswith("_ACTION:"):
+            self._action_failed(kind.partition(":")[2], Failure(message, errors or []))
+        self.call = {}
 
     # ------------------------------------------------------------------ #
     # frames
@@ -69,7 +80,7 @@ class Dispatcher:
         try:
             event, data = parse(raw, self.conn.limits.max_depth)
         except ProtocolError as e:
-            self.error(e.event, e.message, e.errors)
+            self.unreadable(raw, e.event, e.message, e.errors)
             return
         if event == wire.BIN_META:
             self._bin_meta(data)
@@ -101,6 +112,13 @@ class Dispatcher:
     # events
 
     async def event(self, event: str, data: Any) -> None:
+        self.call = {"id": data["$id"]} if isinstance(data, dict) and "$id" in data else {}
+        try:
+            await self._route(event, data)
+        finally:
+            self.call = {}
+
+    async def _route(self, event: str, data: Any) -> None:
         handler = self.session.event_handlers.get(event)
         if handler is not None:
             await self._custom(event, handler, data)
@@ -108,22 +126,33 @@ class Dispatcher:
         kind, sep, key = event.partition(":")
         route = ROUTES.get(kind) if sep else None
         if route is None:
-            self.error(event, f"unknown event {event!r}")
+            self._refuse(event, key if kind == "_ACTION" else None, f"unknown event {event!r}")
             return
         sync = self.session.syncs.get(key)
         if sync is None or sync.obj is None:
-            self.error(event, f"unknown key {key!r}", **_id_of(kind, data))
-            if kind == "_ACTION" and isinstance(data, dict) and "$id" in data:
-                self._action_failed(key, data["$id"], f"unknown key {key!r}", [])
+            self._refuse(event, key if kind == "_ACTION" else None, f"unknown key {key!r}")
             return
         await route(self, event, sync, data)
+
+    def _refuse(self, event: str, action_key: str | None, message: str) -> None:
+        """`_ERROR`, and the failed result an action with ``$id`` waits for."""
+        self.error(event, message)
+        if action_key is not None and self.call:
+            self._action_failed(action_key, Failure(message))
+
+    def _failed(self, event: str, e: Exception, context: str) -> Failure:
+        """`_ERROR` about an exception (an app's one is logged, with a ref)."""
+        f = failure(e, self.session.expose_errors, context)
+        self.error(event, f.message, f.errors, **f.extra)
+        return f
 
     async def _custom(self, event: str, handler: Callable[..., Any], data: Any) -> None:
         try:
             await invoke(handler, data)
         except Exception as e:
-            logger.exception("session: handler of %r failed", event)
-            self.error(event, describe(e, self.session.expose_errors), errors_of(e))
+            self._failed(event, e, f"handler of {event!r}")
+        finally:
+            self.session.flush_pending()
 
     async def _get(self, event: str, sync: Sync, data: Any) -> None:
         self.reply(sync.set_frame())
@@ -138,8 +167,7 @@ class Dispatcher:
             self.error(event, e.message, e.errors)
             self.reply(sync.set_frame())
         except Exception as e:
-            logger.exception("%s: client write failed", sync.key)
-            self.error(event, describe(e, self.session.expose_errors))
+            self._failed(event, e, f"{sync.key}: client write")
             self.reply(sync.set_frame())
 
     def _method(self, event: str, kind: Kind, sync: Sync, data: Any) -> RemoteMethod | None:
@@ -151,44 +179,44 @@ class Dispatcher:
         if found is None:
             noun = "action" if kind == "action" else "task"
             message = f"unknown {noun} {data['type']!r}"
-            self.error(event, message, **_id_of("_ACTION" if kind == "action" else "", data))
-            if kind == "action" and "$id" in data:
-                self._action_failed(sync.key, data["$id"], message, [])
+            self._refuse(event, sync.key if kind == "action" else None, message)
         return found
 
     async def _action(self, event: str, sync: Sync, data: Any) -> None:
+        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+            self._refuse(event, sync.key, "data must be an object with a string 'type'")
+            return
         method = self._method(event, "action", sync, data)
         if method is None:
             return
-        call_id = data.get("$id")
-        has_id = "$id" in data
         try:
             args, kwargs = method.params(sync.camel).bind(data)
             result = await invoke(method.bind(sync.obj), *args, **kwargs)
         except Exception as e:
-            if not isinstance(e, ParamsError):
-                logger.exception("%s: action %r failed", sync.key, method.key)
-            message, errors = describe(e, self.session.expose_errors), errors_of(e)
-            self.error(event, message, errors, **({"id": call_id} if has_id else {}))
-            if has_id:
-                self._action_failed(sync.key, call_id, message, errors)
+            f = self._failed(event, e, f"{sync.key}: action {method.key!r}")
+            if self.call:
+                self._action_failed(sync.key, f)
             return
-        if has_id:
-            self.reply(
-                wire.encode(
-                    wire.action_result_event(sync.key),
-                    {"id": call_id, "ok": True, "result": result},
-                )
-            )
+        finally:
+            self.session.flush_pending()
+        if self.call:
+            self._action_done(sync.key, result)
 
-    def _action_failed(
-        self, key: str, call_id: Any, message: str, errors: list[dict[str, Any]]
-    ) -> None:
-        error: dict[str, Any] = {"message": message}
-        if errors:
-            error["errors"] = errors
+    def _action_done(self, key: str, result: Any) -> None:
+        event = wire.action_result_event(key)
+        try:
+            frame = wire.encode(event, {**self.call, "ok": True, "result": result})
+        except Exception as e:
+            f = self._failed(event, e, f"{key}: encoding an action result")
+            self._action_failed(key, f)
+            return
+        self.reply(frame)
+
+    def _action_failed(self, key: str, f: Failure) -> None:
         self.reply(
-            wire.encode(wire.action_result_event(key), {"id": call_id, "ok": False, "error": error})
+            wire.encode(
+                wire.action_result_event(key), {**self.call, "ok": False, "error": f.result_error()}
+            )
         )
 
     async def _task_start(self, event: str, sync: Sync, data: Any) -> None:
@@ -199,9 +227,7 @@ class Dispatcher:
             args, kwargs = method.params(sync.camel).bind(data)
             tasks.start(self.session, sync, method, args, kwargs)
         except Exception as e:
-            if not isinstance(e, ParamsError | tasks.TaskError):
-                logger.exception("%s: task %r could not start", sync.key, method.key)
-            self.error(event, describe(e, self.session.expose_errors), errors_of(e))
+            self._failed(event, e, f"{sync.key}: starting task {method.key!r}")
 
     async def _task_cancel(self, event: str, sync: Sync, data: Any) -> None:
         method = self._method(event, "task", sync, data)
@@ -211,8 +237,7 @@ class Dispatcher:
         try:
             await tasks.cancel(sync, method.key, canceller)
         except Exception as e:
-            logger.exception("%s: cancelling task %r failed", sync.key, method.key)
-            self.error(event, describe(e, self.session.expose_errors), errors_of(e))
+            self._failed(event, e, f"{sync.key}: cancelling task {method.key!r}")
 
 
 ROUTES: dict[str, Route] = {
@@ -223,10 +248,3 @@ ROUTES: dict[str, Route] = {
     "_TASK_START": Dispatcher._task_start,
     "_TASK_CANCEL": Dispatcher._task_cancel,
 }
-
-
-def _id_of(kind: str, data: Any) -> dict[str, Any]:
-    """The action's ``$id``, echoed in `_ERROR` so the client can match it."""
-    if kind == "_ACTION" and isinstance(data, dict) and "$id" in data:
-        return {"id": data["$id"]}
-    return {}

@@ -76,16 +76,16 @@ def sync_endpoint(
     session_ttl: float = 3600.0,
     max_sessions: int = 10_000,
     name: str | None = None,
-    expose_errors: bool = True,
+    expose_errors: bool = False,
 ) -> WebSocketRoute:
     """A `WebSocketRoute` at `path` serving sessions built by `factory`.
 
     `factory()` (sync or async) runs in the new session's context; return the
     objects to keep (a synced object, a list, anything: it is held for the
     life of the session). ``user_sessions`` may be a `SessionRegistry` to share
-    or inspect; the route exposes it as ``route.registry``. With
-    ``expose_errors=False`` clients read "internal error" instead of the text
-    of an exception raised by the app (see `ws_sync.errors`).
+    or inspect; the route exposes it as ``route.registry``. Clients read
+    "internal error" and a log reference for an exception raised by the app;
+    ``expose_errors=True`` shows them its text (see `ws_sync.errors`).
     """
     limits = limits or Limits()
     origins = list(allowed_origins) if allowed_origins is not None else None
@@ -148,7 +148,7 @@ def sync_endpoint(
 
 
 async def new_session(
-    factory: Callable[[], Any], limits: Limits | None = None, *, expose_errors: bool = True
+    factory: Callable[[], Any], limits: Limits | None = None, *, expose_errors: bool = False
 ) -> Session:
     """A `Session` with the objects of ``factory()`` built in it and kept."""
     session = Session(limits=limits, expose_errors=expose_errors)

@@ -15,9 +15,13 @@ The ASGI server has its own cap on frame size (uvicorn's ``ws_max_size``,
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from dataclasses import dataclass
+
+MAX_PARSER_DEPTH = 200
+"""pydantic_core's parser refuses deeper JSON itself; `Limits.max_depth` stays below."""
 
 
 @dataclass(frozen=True)
@@ -27,11 +31,22 @@ class Limits:
     max_frame_size: int = 1 << 20
     """Largest inbound frame, in characters (text) or bytes (binary)."""
     max_depth: int = 64
-    """Deepest JSON nesting accepted, checked before parsing."""
+    """Deepest JSON nesting accepted, checked before parsing (at most
+    `MAX_PARSER_DEPTH`)."""
     rate: float | None = 200.0
-    """Sustained inbound frames per second."""
+    """Sustained inbound frames per second of one connection. Above it the
+    server stops reading that socket until the frame is due (backpressure:
+    TCP slows the sender; nothing is dropped)."""
     burst: int = 400
     """Frames a client may send at once before `rate` applies."""
+    address_rate: float | None = 1000.0
+    """Sustained inbound frames per second of all connections from one client
+    address together, so that opening more connections buys no more."""
+    address_burst: int = 2000
+    """Frames all connections of one address may send at once."""
+    throttle_timeout: float | None = 30.0
+    """Seconds a connection may keep the rate limits saturated without a
+    pause before it counts as abuse and is closed with 1008."""
     outbound_frames: int = 2048
     """Frames queued for one client before it counts as too slow."""
     outbound_bytes: int = 8 << 20
@@ -52,6 +67,10 @@ class Limits:
     """Refuse client integers outside +-(2**53 - 1), which browsers cannot
     hold exactly (JavaScript numbers are doubles)."""
 
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_depth <= MAX_PARSER_DEPTH:
+            raise ValueError(f"max_depth must be within 1..{MAX_PARSER_DEPTH}")
+
 
 class TokenBucket:
     """`rate` tokens per second, at most `burst` saved up; one per frame."""
@@ -64,35 +83,96 @@ class TokenBucket:
         self.tokens = self.burst
         self.stamp = time.monotonic()
 
-    def take(self) -> bool:
-        if self.rate is None:
-            return True
+    def _refill(self) -> None:
         now = time.monotonic()
+        assert self.rate is not None
         self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
+
+    def take(self) -> bool:
+        """One token if there is one."""
+        if self.rate is None:
+            return True
+        self._refill()
         if self.tokens >= 1.0:
             self.tokens -= 1.0
             return True
         return False
 
+    def reserve(self) -> float:
+        """Take one token, owing it if there is none: the seconds until it is
+        due (0 if it was there). Callers that wait that long before taking
+        the next one get exactly `rate`, and nobody is refused."""
+        if self.rate is None:
+            return 0.0
+        self._refill()
+        self.tokens -= 1.0
+        if self.tokens >= 0.0:
+            return 0.0
+        return -self.tokens / self.rate if self.rate > 0 else float("inf")
 
-# A JSON string (with its escapes) or one bracket. Strings are matched whole so
-# that brackets inside them are not counted.
-_STRUCTURE = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[\[\]{}]')
+
+class AddressBuckets:
+    """One shared `TokenBucket` per client address, for as long as it has
+    connections."""
+
+    def __init__(self, rate: float | None, burst: int) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._buckets: dict[str, tuple[TokenBucket, int]] = {}
+
+    def acquire(self, address: str) -> TokenBucket:
+        bucket, users = self._buckets.get(address) or (TokenBucket(self.rate, self.burst), 0)
+        self._buckets[address] = (bucket, users + 1)
+        return bucket
+
+    def release(self, address: str) -> None:
+        entry = self._buckets.get(address)
+        if entry is None:
+            return
+        bucket, users = entry
+        if users <= 1:
+            del self._buckets[address]
+        else:
+            self._buckets[address] = (bucket, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+
+# A JSON string with its escapes, or an unterminated one up to the end of the
+# frame. Possessive: no backtracking, so one pass over the text at most.
+_STRING = re.compile(r'"[^"\\]*+(?:\\.[^"\\]*+)*+"?', re.S)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_SQUARE = bytes.maketrans(b"{}", b"[]")
+
+
+@functools.lru_cache(maxsize=8)
+def _nested_at_most(depth: int) -> re.Pattern[bytes]:
+    """Matches a run of balanced brackets nested at most `depth` deep. Possessive
+    repeats make it a single forward pass (re has no recursion, so the depth
+    is spelled out)."""
+    pattern = b""
+    for _ in range(depth):
+        pattern = rb"(?:\[" + pattern + rb"\])*+"
+    return re.compile(pattern)
 
 
 def too_deep(text: str, max_depth: int) -> bool:
     """Whether `text` nests arrays/objects deeper than `max_depth`. Runs before
-    the parser sees the text, so a deeply nested payload never reaches it."""
+    the parser sees the text, so a deeply nested payload never reaches it.
+
+    Linear in the text, all of it in C: strings are cut out (brackets inside
+    them do not count), everything but brackets is dropped, and the rest must
+    be balanced within the depth. Text whose brackets do not balance is not
+    JSON; it is reported as too deep only if it also nests too deep."""
     if text.count("[") + text.count("{") <= max_depth:
         return False
-    depth = 0
-    for match in _STRUCTURE.finditer(text):
-        token = match.group()
-        if token == "[" or token == "{":
-            depth += 1
-            if depth > max_depth:
-                return True
-        elif token == "]" or token == "}":
-            depth -= 1
-    return False
+    if '"' in text:
+        text = _STRING.sub("", text)
+    brackets = text.encode("utf-8", "surrogatepass").translate(_SQUARE, _NOT_BRACKETS)
+    if _nested_at_most(max_depth).fullmatch(brackets) is not None:
+        return False
+    # Balanced but not within the depth: too deep (or misordered, which is not
+    # JSON either). Unbalanced is not JSON: the parser refuses it, in linear time.
+    return brackets.count(b"[") == brackets.count(b"]")

@@ -1,4 +1,4 @@
-"""Inbound envelopes and `_ERROR` replies (see PROTOCOL.md).
+"""Inbound envelopes and `_ERROR` replies (see docs/protocol.md).
 
 Every text frame must be ``{"type": str, "data": any}``. Anything else is
 answered with `_ERROR` and dropped; the connection stays open.
@@ -6,6 +6,7 @@ answered with `_ERROR` and dropped; the connection stays open.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from pydantic import ValidationError
@@ -45,6 +46,24 @@ def parse(text: str, max_depth: int) -> tuple[str, Any]:
     if not isinstance(event, str):
         raise ProtocolError(INVALID, "frame has no string 'type'")
     return event, message.get("data")
+
+
+# Where the bundled client writes them: the type first, `$id` last in `data`.
+_HEAD_TYPE = re.compile(r'\{\s*"type"\s*:\s*"([A-Za-z0-9_]{1,64}:[^"\\]{0,256})"')
+_TAIL_ID = re.compile(r'"\$id"\s*:\s*(-?\d{1,16}|"[^"\\]{0,128}")\s*\}\s*\}\s*$')
+_PEEK = 512
+
+
+def peek(frame: str | bytes) -> tuple[str | None, dict[str, Any]]:
+    """(type, ``{"id": $id}``) of a frame that could not be parsed (too big,
+    too deep, not JSON), where they can be read cheaply: the type from its
+    head, `$id` from its tail. Lets such a frame still get its answer."""
+    if not isinstance(frame, str):
+        return None, {}
+    head = _HEAD_TYPE.match(frame[:_PEEK])
+    tail = _TAIL_ID.search(frame[-_PEEK:])
+    call = {"id": from_json(tail.group(1))} if tail else {}
+    return (head.group(1) if head else None), call
 
 
 def error_frame(

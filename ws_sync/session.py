@@ -41,8 +41,11 @@ __all__ = ["Session", "SessionState", "session_context"]
 _entered: ContextVar[tuple[Token[Any], ...]] = ContextVar("ws_sync_entered", default=())
 """Tokens of the `with session:` blocks open in this context, innermost last."""
 
-_live: weakref.WeakSet[Session] = weakref.WeakSet()
-"""Sessions not yet closed, which a server shutdown closes (`ws_sync.lifespan`)."""
+_live: weakref.WeakKeyDictionary[Session, asyncio.AbstractEventLoop | None] = (
+    weakref.WeakKeyDictionary()
+)
+"""Sessions not yet closed, with the event loop each was made in: a server
+shutdown closes those of its loop (`ws_sync.lifespan`)."""
 
 TAKEOVER_MESSAGE = (
     "Seems like you're logged in somewhere else. If this is a mistake, please refresh the page."
@@ -72,11 +75,12 @@ class Session:
         *,
         state: SessionState | None = None,
         limits: Limits | None = None,
-        expose_errors: bool = True,
+        expose_errors: bool = False,
     ) -> None:
         self.logger = logger or logging.getLogger("ws_sync")
         self.expose_errors = expose_errors
-        """Whether a failing handler's exception text reaches the client (see `errors`)."""
+        """Whether a failing handler's exception text reaches the client; by
+        default it reads "internal error" and a ref the log has too (see `errors`)."""
         self.state: SessionState | None = state
         """User state; its `on_connect` / `on_disconnect` / `on_terminate` hooks are called."""
         self.limits = limits or Limits()
@@ -87,7 +91,7 @@ class Session:
         self._lock = asyncio.Lock()
         self._kept: list[Any] = []
         self._runs: set[tasks.TaskRun] = set()
-        _live.add(self)
+        _live[self] = asyncio._get_running_loop()
         session_context.set(self)  # objects built next in this task belong to it
 
     # ------------------------------------------------------------------ #
@@ -128,6 +132,18 @@ class Session:
     def detach(self, obj: Any) -> None:
         sync = obj if isinstance(obj, Sync) else obj.sync
         sync.detach(self)
+
+    def flush_pending(self) -> None:
+        """Send what a handler changed but did not sync (it raised first, or
+        forgot). Objects throttled by ``sync(if_since_last=...)`` keep their
+        timer."""
+        for sync in list(self.syncs.values()):
+            if sync.throttled:
+                continue
+            try:
+                sync.flush()
+            except Exception:
+                self.logger.exception("%s: sending changes after a handler failed", sync.key)
 
     def keep(self, *objs: Any) -> None:
         """Hold objects for as long as the session lives (syncs are held weakly)."""
@@ -309,7 +325,7 @@ class Session:
                 sync.detach(self)
             self._kept.clear()
         finally:
-            _live.discard(self)
+            _live.pop(self, None)
 
     async def _hook(self, name: str) -> None:
         hook = getattr(self.state, name, None) if self.state is not None else None

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from starlette.concurrency import iterate_in_threadpool
 
 from . import wire
-from .errors import TaskError, describe
+from .errors import TaskError, failure
 from .invoke import invoke
 from .remote import RemoteMethod
 from .sync import Sync
@@ -49,7 +49,7 @@ class TaskRun:
         self.started = True
         status: Status = "completed"
         result: Any = None
-        error: str | None = None
+        error: dict[str, Any] | None = None
         progress = wire.task_progress_event(self.sync.key)
         try:
             if inspect.isasyncgenfunction(func):
@@ -66,8 +66,10 @@ class TaskRun:
         except asyncio.CancelledError:
             status = "cancelled"
         except Exception as e:
-            logger.exception("%s: task %r failed", self.sync.key, self.key)
-            status, error = "failed", describe(e, self.session.expose_errors)
+            f = failure(e, self.session.expose_errors, f"{self.sync.key}: task {self.key!r}")
+            status, error = "failed", {"error": f.message, **f.extra}
+        finally:
+            self.session.flush_pending()
         self._end(status, result, error)
 
     def _never_ran(self, task: asyncio.Task[None]) -> None:
@@ -75,7 +77,7 @@ class TaskRun:
         if not self.started:
             self._end("cancelled", None, None)
 
-    def _end(self, status: Status, result: Any, error: str | None) -> None:
+    def _end(self, status: Status, result: Any, error: dict[str, Any] | None) -> None:
         runs = _running.get(self.sync)
         if runs is not None and runs.get(self.key) is self:
             del runs[self.key]
@@ -85,7 +87,7 @@ class TaskRun:
         if status == "completed":
             done["result"] = result
         elif error is not None:
-            done["error"] = error
+            done.update(error)
         self._broadcast(wire.task_done_event(self.sync.key), done)
 
     def _broadcast(self, event: str, data: Any) -> None:
