@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from starlette.websockets import WebSocketDisconnect
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from session_helpers import (
@@ -21,6 +20,7 @@ from session_helpers import (
     state,
 )
 from starlette.testclient import TestClient, WebSocketTestSession
+from starlette.websockets import WebSocketDisconnect
 
 from ws_sync.limits import Limits
 
