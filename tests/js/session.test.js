@@ -287,6 +287,20 @@ describe("events", () => {
     }
   });
 
+  it("_ERROR by default goes to the console, with the server-log ref of a hidden error", () => {
+    const t = makeSession({ onError: undefined });
+    const warn = console.warn;
+    const logged = [];
+    console.warn = (m) => logged.push(m);
+    try {
+      t.ws.receive("_ERROR", { event: "_ACTION:NOTES", message: "internal error", errors: [], id: 4, ref: "e7f3a1" });
+      t.ws.receive("_ERROR", { event: "_PATCH:NOTES", message: "forbidden path", errors: [] });
+    } finally {
+      console.warn = warn;
+    }
+    assert.deepEqual(logged, ["[ws-sync] _ACTION:NOTES: internal error (ref e7f3a1)", "[ws-sync] _PATCH:NOTES: forbidden path"]);
+  });
+
   it("_ERROR goes to onError", () => {
     const t = makeSession();
     const err = { event: "_PATCH:NOTES", message: "forbidden path", errors: [{ loc: ["x"] }] };

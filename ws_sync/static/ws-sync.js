@@ -432,7 +432,8 @@ const DEFAULTS = {
   maxInFlight: 32,
   storageKey: "ws-sync",
   onStateChange: null,
-  onError: (err) => console.warn(`[ws-sync] ${err.event ?? "error"}: ${err.message}`, err),
+  // `ref` names the server-log entry of an internal error whose text is hidden.
+  onError: (err) => console.warn(`[ws-sync] ${err.event ?? "error"}: ${err.message}${err.ref ? ` (ref ${err.ref})` : ""}`, err),
   onDisconnect: (message) => console.warn(`[ws-sync] disconnected by the server: ${message}`),
   onToast: defaultToast,
   onDownload: defaultDownload,
