@@ -150,9 +150,10 @@ class Dispatcher:
         try:
             await invoke(handler, data)
         except Exception as e:
-            self._failed(event, e, f"handler of {event!r}")
-        finally:
             self.session.flush_pending()
+            self._failed(event, e, f"handler of {event!r}")
+            return
+        self.session.flush_pending()
 
     async def _get(self, event: str, sync: Sync, data: Any) -> None:
         self.reply(sync.set_frame())
@@ -193,12 +194,12 @@ class Dispatcher:
             args, kwargs = method.params(sync.camel).bind(data)
             result = await invoke(method.bind(sync.obj), *args, **kwargs)
         except Exception as e:
+            self.session.flush_pending()  # the state first, then the answer
             f = self._failed(event, e, f"{sync.key}: action {method.key!r}")
             if self.call:
                 self._action_failed(sync.key, f)
             return
-        finally:
-            self.session.flush_pending()
+        self.session.flush_pending()
         if self.call:
             self._action_done(sync.key, result)
 
