@@ -30,7 +30,7 @@ def test_depth_is_exact_around_strings_and_escapes() -> None:
 
 
 def test_the_crafted_frame_gets_an_error_and_the_connection_lives() -> None:
-    app, sessions = make_app(Notes)
+    app, _ = make_app(Notes)
     with TestClient(app) as tc, tc.websocket_connect("/ws") as ws:
         recv(ws)
         ws.send_text('"' + '\\"' * 16_000 + "[]" * 70)

@@ -201,13 +201,14 @@ class Dispatcher:
             return
         self.session.flush_pending()
         if self.call:
-            self._action_done(sync.key, result)
+            self._action_done(event, sync.key, result)
 
-    def _action_done(self, key: str, result: Any) -> None:
-        event = wire.action_result_event(key)
+    def _action_done(self, event: str, key: str, result: Any) -> None:
         try:
-            frame = wire.encode(event, {**self.call, "ok": True, "result": result})
-        except Exception as e:
+            frame = wire.encode(
+                wire.action_result_event(key), {**self.call, "ok": True, "result": result}
+            )
+        except Exception as e:  # a result that is not JSON
             f = self._failed(event, e, f"{key}: encoding an action result")
             self._action_failed(key, f)
             return

@@ -51,9 +51,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.websockets import WebSocket
 
 from . import wire
+from .address import TrustedProxies, client_address
 from .connection import CLOSE_POLICY, CLOSE_TOO_SLOW, Connection
 from .hosts import host_allowed, host_patterns
-from .limits import Limits
+from .limits import AddressBuckets, Limits
 from .origin import origin_allowed
 from .protocol import INVALID, error_frame
 from .registry import HandshakeError, RegistryFull, SessionRegistry, handshake, reject
@@ -75,6 +76,8 @@ def sync_endpoint(
     limits: Limits | None = None,
     session_ttl: float = 3600.0,
     max_sessions: int = 10_000,
+    max_sessions_per_address: int = 100,
+    trusted_proxies: Iterable[str] | None = None,
     name: str | None = None,
     expose_errors: bool = False,
 ) -> WebSocketRoute:
@@ -86,15 +89,26 @@ def sync_endpoint(
     or inspect; the route exposes it as ``route.registry``. Clients read
     "internal error" and a log reference for an exception raised by the app;
     ``expose_errors=True`` shows them its text (see `ws_sync.errors`).
+
+    Per-address limits (the frame budget of `Limits.address_rate`,
+    ``max_sessions_per_address``) count the client address of the ASGI
+    scope; with ``trusted_proxies`` (addresses, networks or ``"*"``), the one
+    such a proxy names in ``X-Forwarded-For`` (see `ws_sync.address`).
     """
     limits = limits or Limits()
+    proxies = TrustedProxies(trusted_proxies) if trusted_proxies is not None else None
+    budgets = AddressBuckets(limits.address_rate, limits.address_burst)
     origins = list(allowed_origins) if allowed_origins is not None else None
     hosts = host_patterns(allowed_hosts) if allowed_hosts is not None else None
     registry: SessionRegistry | None
     if isinstance(user_sessions, SessionRegistry):
         registry = user_sessions
     elif user_sessions:
-        registry = SessionRegistry(ttl=session_ttl, max_sessions=max_sessions)
+        registry = SessionRegistry(
+            ttl=session_ttl,
+            max_sessions=max_sessions,
+            max_sessions_per_address=max_sessions_per_address,
+        )
     else:
         registry = None
 
@@ -109,7 +123,14 @@ def sync_endpoint(
         if not host_allowed(ws, hosts) or not origin_allowed(ws, origins):
             await ws.close(CLOSE_POLICY)  # before accept: the server answers 403
             return
-        conn = Connection(ws, limits)
+        address = client_address(ws, proxies)
+        conn = Connection(ws, limits, budgets.acquire(address))
+        try:
+            await serve(conn, address)
+        finally:
+            budgets.release(address)
+
+    async def serve(conn: Connection, address: str) -> None:
         await conn.accept()
         conn.start()
         if registry is None:
@@ -126,7 +147,7 @@ def sync_endpoint(
             return
         try:
             ids = await handshake(conn)
-            session = await registry.open(ids, create)
+            session = await registry.open(ids, create, address)
         except HandshakeError as e:
             await reject(conn, str(e))
             return
@@ -144,6 +165,7 @@ def sync_endpoint(
 
     route = WebSocketRoute(path, endpoint, name=name)
     route.registry = registry  # type: ignore[attr-defined]
+    route.budgets = budgets  # type: ignore[attr-defined]
     return route
 
 

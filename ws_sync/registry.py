@@ -19,7 +19,7 @@ import logging
 import re
 import time
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -121,6 +121,7 @@ async def reject(conn: Connection, message: str) -> None:
 @dataclass(eq=False)
 class _Entry:
     session: Session
+    address: str = ""
     idle_since: float | None = None
     expiry: asyncio.TimerHandle | None = None
     users: int = 0
@@ -129,12 +130,21 @@ class _Entry:
 @dataclass(eq=False)
 class SessionRegistry:
     """Sessions by (user, session) id, expiring `ttl` seconds after their last
-    connection ends."""
+    connection ends.
+
+    At most `max_sessions` are kept, and at most `max_sessions_per_address`
+    made from one client address. A new session over its address's cap
+    replaces that address's least recently used idle session; one over the
+    global cap, the least recently used idle session of all. One address
+    therefore never holds more than its share, and cannot push everyone
+    else's sessions out."""
 
     ttl: float = 3600.0
     max_sessions: int = 10_000
+    max_sessions_per_address: int = 100
     _entries: dict[Ids, _Entry] = field(default_factory=dict, init=False, repr=False)
     _creating: dict[Ids, asyncio.Future[Session]] = field(default_factory=dict, init=False)
+    _by_address: dict[str, dict[Ids, None]] = field(default_factory=dict, init=False, repr=False)
     _closing: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -147,28 +157,37 @@ class SessionRegistry:
         entry = self._entries.get(ids)
         return entry.session if entry else None
 
-    async def open(self, ids: Ids, create: Callable[[], Awaitable[Session]]) -> Session:
-        """The session for `ids`, resumed or made by `create()`; pair every
-        call with `release` once its connection has ended."""
+    async def open(
+        self, ids: Ids, create: Callable[[], Awaitable[Session]], address: str = ""
+    ) -> Session:
+        """The session for `ids`, resumed or made by `create()` for a client
+        at `address`; pair every call with `release` once its connection has
+        ended."""
         entry = self._entries.get(ids)
+        if entry is not None and entry.session.closed:  # closed by the app: start afresh
+            self._drop(ids, entry)
+            entry = None
         if entry is None:
             pending = self._creating.get(ids)
             if pending is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(pending)  # made by another connection: share it
-                return await self.open(ids, create)
-            self._make_room()
+                return await self.open(ids, create, address)
+            self._make_room(address)
             future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
             self._creating[ids] = future
+            own = self._by_address.setdefault(address, {})
+            own[ids] = None  # counts while being made
             try:
                 session = await create()
             except BaseException as e:
+                self._forget(ids, address)
                 future.set_exception(e)
                 future.exception()  # retrieved: waiters retry on their own
                 raise
             finally:
                 del self._creating[ids]
-            entry = self._entries[ids] = _Entry(session)
+            entry = self._entries[ids] = _Entry(session, address)
             future.set_result(session)
         if entry.expiry is not None:
             entry.expiry.cancel()
@@ -194,8 +213,16 @@ class SessionRegistry:
         if self._entries.get(ids) is entry and entry.users <= 0:
             self._drop(ids, entry)
 
+    def _forget(self, ids: Ids, address: str) -> None:
+        own = self._by_address.get(address)
+        if own is not None:
+            own.pop(ids, None)
+            if not own:
+                del self._by_address[address]
+
     def _drop(self, ids: Ids, entry: _Entry) -> None:
         del self._entries[ids]
+        self._forget(ids, entry.address)
         if entry.expiry is not None:
             entry.expiry.cancel()
         task = asyncio.get_running_loop().create_task(entry.session.close())
@@ -203,14 +230,25 @@ class SessionRegistry:
         task.add_done_callback(self._closing.discard)
         logger.debug("session %s/%s dropped", *ids)
 
-    def _make_room(self) -> None:
-        if len(self._entries) + len(self._creating) < self.max_sessions:
-            return
-        idle = [(e.idle_since, ids) for ids, e in self._entries.items() if e.idle_since is not None]
+    def _make_room(self, address: str) -> None:
+        own = self._by_address.get(address, {})
+        if len(own) >= self.max_sessions_per_address:
+            self._drop_idle(own, f"{self.max_sessions_per_address} sessions of this address")
+        if len(self._entries) + len(self._creating) >= self.max_sessions:
+            self._drop_idle(self._entries, f"{self.max_sessions} sessions")
+
+    def _drop_idle(self, among: Iterable[Ids], what: str) -> None:
+        """Drop the least recently used idle session `among` these ids."""
+        entries = self._entries
+        idle = [
+            (entry.idle_since, ids)
+            for ids in among
+            if (entry := entries.get(ids)) is not None and entry.idle_since is not None
+        ]
         if not idle:
-            raise RegistryFull(f"{self.max_sessions} sessions are in use")
+            raise RegistryFull(f"{what} are in use")
         _, oldest = min(idle)
-        self._drop(oldest, self._entries[oldest])
+        self._drop(oldest, entries[oldest])
 
     async def close(
         self, ids: Ids | None = None, *, code: int = CLOSE_GOING_AWAY, grace: float | None = None
@@ -223,6 +261,7 @@ class SessionRegistry:
             entry = self._entries.pop(key, None)
             if entry is None:
                 continue
+            self._forget(key, entry.address)
             if entry.expiry is not None:
                 entry.expiry.cancel()
             task = loop.create_task(entry.session.close(code=code, grace=grace))
