@@ -18,3 +18,11 @@ def test_split_and_join() -> None:
     assert pointer.join("/x", "a/b") == "/x/a~1b"
     with pytest.raises(ValueError, match="must start"):
         pointer.split("a/b")
+
+
+@pytest.mark.parametrize("path", ["/a~2b", "/a~", "/~/x", "/x/~a"])
+def test_escapes_rfc_6901_lacks_are_refused(path: str) -> None:
+    with pytest.raises(ValueError, match="invalid escape"):
+        pointer.split(path)
+    with pytest.raises(ValueError, match="invalid escape"):
+        pointer.unescape(path[1:])

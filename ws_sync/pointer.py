@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
+# `~` starts an escape and only `~0` and `~1` exist: anything else is refused
+# rather than read as a literal key the client did not mean.
+_BAD_ESCAPE = re.compile(r"~(?![01])")
+
 
 def escape(token: object) -> str:
     """One path segment; `~` and `/` must not be read as syntax by the client."""
@@ -14,11 +20,17 @@ def escape(token: object) -> str:
 
 
 def unescape(token: str) -> str:
+    """The key a token names; raises ValueError on an escape RFC 6901 lacks."""
+    if "~" not in token:
+        return token
+    if _BAD_ESCAPE.search(token):
+        raise ValueError(f"invalid escape in JSON pointer token {token!r}: use ~0 or ~1")
     return token.replace("~1", "/").replace("~0", "~")
 
 
 def split(path: str) -> list[str]:
-    """Tokens of a pointer; raises ValueError on a pointer that is not absolute."""
+    """Tokens of a pointer; raises ValueError on a pointer that is not absolute
+    or has an invalid escape."""
     if path == "":
         return []
     if not path.startswith("/"):
