@@ -9,6 +9,7 @@ from typing import Annotated, Any, Optional
 
 import pytest
 from pydantic import Field, ValidationError
+from pydantic_core import from_json
 from session_helpers import (
     Color,
     Counter,
@@ -25,7 +26,7 @@ from session_helpers import (
 )
 from starlette.testclient import TestClient
 
-from ws_sync import remote_action, remote_task, session_context, sync_all, sync_only
+from ws_sync import Limits, remote_action, remote_task, session_context, sync_all, sync_only
 from ws_sync.actions import Params, ParamsError
 from ws_sync.remote import remote_table
 
@@ -610,3 +611,73 @@ def test_a_sleeping_handler_does_not_hold_other_connections():
         answered_b = recv(b)["data"]["result"]
         started_a = recv(a)["data"]["result"]
         assert answered_b - started_a < 0.3  # b did not wait for a's sleep
+
+
+# --------------------------------------------------------------------------- #
+# numbers a browser cannot hold, and annotations
+
+
+class Numbers:
+    @sync_only("NUMBERS", log=...)
+    def __init__(self) -> None:
+        self.log: list[Any] = []
+
+    @remote_action("F")
+    async def f(self, x: float, anything: Any = None, n: int = 0) -> None: ...
+
+
+def numbers() -> Params:
+    found = remote_table(Numbers).find("action", "F")
+    assert found is not None
+    return found.params(False)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"x": "NaN"},
+        {"x": "inf"},
+        {"x": "-Infinity"},
+        {"x": from_json("1e309")},
+        {"x": 1.0, "anything": {"a": [from_json("-1e309")]}},
+        {"$args": ["nan"]},
+    ],
+)
+def test_nan_and_infinity_params_are_refused(data: dict[str, Any]) -> None:
+    with pytest.raises(ParamsError, match="NaN and Infinity") as info:
+        numbers().bind(data)
+    assert info.value.errors and "NaN and Infinity" in info.value.errors[0]["msg"]
+
+
+def test_unsafe_integer_params_are_refused_with_safe_integers():
+    strict = Limits(safe_integers=True)
+    for data in [{"x": 1, "n": 2**53}, {"x": 1, "n": str(2**60)}, {"x": 2**60}]:
+        with pytest.raises(ParamsError, match="lose precision"):
+            numbers().bind(data, strict)
+    assert numbers().bind({"x": 1, "n": 2**53 - 1}, strict) == (
+        [],
+        {"x": 1.0, "anything": None, "n": 2**53 - 1},
+    )
+    assert numbers().bind({"x": 1, "n": 2**53})[1]["n"] == 2**53  # off by default
+
+
+def test_the_session_limits_apply_when_none_are_given():
+    class Holder:
+        limits = Limits(safe_integers=True)
+
+    token = session_context.set(Holder())
+    try:
+        with pytest.raises(ParamsError, match="lose precision"):
+            numbers().bind({"x": 1, "n": -(2**53)})
+    finally:
+        session_context.reset(token)
+
+
+def test_a_return_annotation_that_does_not_resolve_is_not_needed():
+    class Returns:
+        @remote_action("R")
+        async def r(self, a: int) -> "Missing": ...  # type: ignore[name-defined]  # noqa: F821
+
+    method = remote_table(Returns).find("action", "R")
+    assert method is not None
+    assert method.params(False).bind({"a": "3"}) == ([], {"a": 3})

@@ -12,6 +12,7 @@ from fakes import FakeSession
 
 from ws_sync import Sync, sync_all, sync_key_scope
 from ws_sync.context import session_context
+from ws_sync.wire import NonJSONValue
 
 
 class Notes:
@@ -228,3 +229,55 @@ def test_dropping_the_object_frees_its_sync_without_the_cycle_collector() -> Non
         assert s_ref() is None
     finally:
         gc.enable()
+
+
+class Stats:
+    @sync_all("STATS")
+    def __init__(self) -> None:
+        self.title = "t"
+        self.stats: list[dict[str, float]] = [{"mean": 1.0}]
+
+    @property
+    def ratio(self) -> float:
+        return self.stats[0]["mean"] / 2
+
+
+async def test_a_nan_set_by_the_server_is_an_error_at_sync_naming_its_path(
+    fake_session: FakeSession,
+) -> None:
+    s = Stats()
+    s.sync.attach(fake_session)
+    fake_session.take()
+    s.title = "batch"
+    s.stats[0]["mean"] = float("nan")
+    with pytest.raises(NonJSONValue) as info:
+        await s.sync()
+    assert info.value.path == "/stats/0/mean"
+    assert "'/stats/0/mean'" in str(info.value) and "STATS" in str(info.value)
+    assert fake_session.frames == []  # the bad frame is not sent
+    with pytest.raises(NonJSONValue):  # still NaN: still refused, still nothing sent
+        await s.sync()
+    assert fake_session.frames == []
+    s.stats[0]["mean"] = 4.0
+    await s.sync()  # the batch is consumed: the whole state goes out, title included
+    assert fake_session.take() == [
+        {"type": "_SET:STATS", "data": {"title": "batch", "stats": [{"mean": 4.0}], "ratio": 2.0}}
+    ]
+    s.title = "next"
+    await s.sync()
+    assert fake_session.take() == [
+        {"type": "_PATCH:STATS", "data": [{"op": "replace", "path": "/title", "value": "next"}]}
+    ]
+
+
+async def test_infinity_in_a_compared_value_is_named_too(fake_session: FakeSession) -> None:
+    s = Stats()
+    s.sync.attach(fake_session)
+    fake_session.take()
+    s.stats[0]["mean"] = float("inf")
+    with pytest.raises(NonJSONValue) as info:
+        await s.sync()
+    assert info.value.path in ("/stats/0/mean", "/ratio")
+    assert fake_session.frames == []
+    with pytest.raises(NonJSONValue, match="/stats/0/mean"):
+        s.sync.set_frame()

@@ -4,25 +4,35 @@ A pydantic model is built once per method from its parameters: annotations
 (with `Field` constraints, nested models, enums, dataclasses, TypedDicts,
 Optionals), defaults, and the wire spelling of each name (camelCase when the
 object syncs in camelCase; the Python spelling is accepted too). Unannotated
-params are `Any`. Params arrive by name, or in order as ``"$args": [...]``
-(the convention of the JS client), or, for a method with a single param, as
-the members of one object (the JS client sends ``f({...})`` that way).
+params are `Any`; an annotation that does not resolve is an error, never `Any`.
+Params arrive by name, or in order as ``"$args": [...]`` (the convention of the
+JS client), or, for a method with a single param, as the members of one object
+(the JS client sends ``f({...})`` that way).
+
+Numbers a browser could not hold are refused as in client writes: NaN and
+Infinity (also where lax validation makes them from ``"NaN"``), and with
+`Limits.safe_integers` integers beyond +-(2**53 - 1).
 """
 
 from __future__ import annotations
 
 import inspect
-import typing
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import AliasChoices, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
+from .context import session_context
+from .limits import Limits
 from .naming import camel as to_camel
 from .protocol import validation_errors
+from .serialize import unsafe_number
 
 RESERVED = ("type", "$id", "$args")
 """Keys of an `_ACTION` / `_TASK_START` payload that are not params."""
+
+
+_DEFAULT_LIMITS = Limits()
 
 
 class ParamsError(Exception):
@@ -85,9 +95,14 @@ class Params:
         name = f"{getattr(func, '__name__', 'method')}_params"
         self.model = create_model(name, __config__=config, **fields)
 
-    def bind(self, data: dict[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-        """(args, kwargs) for the method, validated and coerced. Raises `ParamsError`."""
+    def bind(
+        self, data: dict[str, Any], limits: Limits | None = None
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """(args, kwargs) for the method, validated and coerced. Raises `ParamsError`.
+        `limits` default to those of the current session."""
+        limits = limits or getattr(session_context.get(None), "limits", None) or _DEFAULT_LIMITS
         values = {k: v for k, v in data.items() if k not in RESERVED}
+        self._check_numbers(values, limits)
         rest: list[Any] = []
         if "$args" in data:
             rest = self._positional(data["$args"], values)
@@ -109,7 +124,20 @@ class Params:
                 args.append(value)
             else:
                 kwargs[slot.name] = value
+        self._check_numbers({**kwargs, **extra, "$args": [*args, *rest]}, limits)
         return [*args, *rest], {**kwargs, **extra}
+
+    def _check_numbers(self, values: dict[str, Any], limits: Limits) -> None:
+        """Refuse NaN, Infinity and (with `safe_integers`) unsafe integers, as
+        sent and as validation made them."""
+        found = unsafe_number(values, limits.safe_integers)
+        if found is not None:
+            path, reason = found
+            loc = path[1:].split("/")
+            raise ParamsError(
+                f"invalid params for {self.qualname}: {reason} (at {path})",
+                [{"loc": loc, "msg": reason, "type": "unsafe_number"}],
+            )
 
     def _positional(self, given: Any, values: dict[str, Any]) -> list[Any]:
         """Move ``$args`` into `values` by parameter order; returns the surplus."""
@@ -138,9 +166,13 @@ class Params:
 
 
 def _hints(func: Any) -> dict[str, Any]:
-    try:
-        return typing.get_type_hints(func, include_extras=True)
-    except Exception as e:
-        raise TypeError(
-            f"cannot resolve the annotations of {getattr(func, '__qualname__', func)}: {e}"
-        ) from e
+    """The resolved annotations of the params; one that does not resolve is an
+    error (the return annotation is not needed and may fail)."""
+    from .validation import type_hints
+
+    hints = type_hints(func)
+    failed = [why for name, why in hints.failed.items() if name != "return"]
+    if failed:
+        name = getattr(func, "__qualname__", func)
+        raise TypeError(f"cannot resolve the annotations of {name}: {'; '.join(failed)}")
+    return hints.types

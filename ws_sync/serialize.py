@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import decimal
+import math
 from typing import Annotated, Any, NamedTuple, get_args, get_origin
 
 from pydantic import BaseModel, PlainSerializer, WrapSerializer
 from pydantic_core import to_json, to_jsonable_python
+
+from .pointer import escape
 
 
 def fallback(value: Any) -> Any:
@@ -108,3 +113,81 @@ def attribute_json(obj: Any, name: str, value: Any) -> Any:
     if name in custom_of(type(obj)).fields:
         return field_json(obj, name)
     return dump(value)
+
+
+# --------------------------------------------------------------------------- #
+# numbers a browser cannot take as sent
+
+MAX_SAFE_INTEGER = 2**53 - 1
+"""The largest integer a JavaScript number (a double) holds exactly."""
+
+NOT_FINITE = "NaN and Infinity are not JSON numbers"
+NOT_SAFE = f"integers beyond +-{MAX_SAFE_INTEGER} lose precision in a browser"
+
+
+def unsafe_number(value: Any, safe_integers: bool = False) -> tuple[str, str] | None:
+    """(pointer, reason) of the first number in `value` that would not reach a
+    browser as it is: NaN or +-Infinity, which JSON cannot spell, and with
+    `safe_integers` an integer a double cannot hold. Walks JSON data and what
+    validation makes of it (models, dataclasses, tuples, sets); None if clean."""
+    found = _unsafe(value, safe_integers)
+    if found is None:
+        return None
+    tokens, reason = found
+    return "".join("/" + escape(t) for t in reversed(tokens)), reason
+
+
+def _unsafe(value: Any, safe: bool) -> tuple[list[Any], str] | None:
+    t = type(value)
+    if t is dict:
+        children: Any = value.items()
+    elif t is list or t is tuple:
+        children = enumerate(value)
+    else:
+        children = _children(value)
+        if children is None:
+            reason = _unsafe_scalar(value, safe)
+            return ([], reason) if reason else None
+    for key, child in children:
+        ct = type(child)
+        if ct is str or ct is bool or child is None:
+            continue  # the bulk of most data: decided without a call
+        if ct is float:
+            if child - child == 0.0:  # NaN and +-inf give NaN
+                continue
+            return [key], NOT_FINITE
+        if ct is int:
+            if not safe or -MAX_SAFE_INTEGER <= child <= MAX_SAFE_INTEGER:
+                continue
+            return [key], NOT_SAFE
+        found = _unsafe(child, safe)
+        if found is not None:
+            found[0].append(key)
+            return found
+    return None
+
+
+def _children(value: Any) -> Any:
+    """(key, child) pairs of a container that is not a plain dict or list."""
+    if isinstance(value, dict):
+        return value.items()
+    if isinstance(value, list | tuple | set | frozenset):
+        return enumerate(value)
+    if isinstance(value, BaseModel):
+        extra = value.__pydantic_extra__ or {}
+        return [*value.__dict__.items(), *extra.items()]
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return [(f.name, getattr(value, f.name, None)) for f in dataclasses.fields(value)]
+    return None
+
+
+def _unsafe_scalar(value: Any, safe: bool) -> str | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, decimal.Decimal):
+        return None if value.is_finite() else NOT_FINITE
+    if isinstance(value, float):
+        return None if math.isfinite(value) else NOT_FINITE
+    if isinstance(value, int) and safe and not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        return NOT_SAFE
+    return None

@@ -21,7 +21,7 @@ from . import descriptors, patch, wire
 from .changelog import MISSING
 from .context import session_context
 from .naming import camel as to_camel
-from .serialize import attribute_json, dump
+from .serialize import NOT_FINITE, attribute_json, dump
 from .threads import locked
 from .tracking import NODE, ObjNode, attach, detach, track_model
 
@@ -90,6 +90,7 @@ class Sync:
         self.running_tasks: list[str] = []
         self.closed = False
         self._last_sync = 0.0
+        self._stale = False  # a patch was consumed but could not be sent
         self._trailing: asyncio.TimerHandle | None = None
 
         selection = select_attributes(obj, sync_all, include, exclude)
@@ -102,6 +103,9 @@ class Sync:
         if not self.attributes and not expose_running_tasks:
             raise ValueError(f"{type(obj).__name__}: no attributes to sync")
 
+        from .validation import prepare
+
+        prepare(type(obj))  # a write to an annotation that does not resolve is refused
         node = self._track(obj)
         # the object owns its node and the node its Sync: a weak way back keeps
         # that a chain, so dropping the object frees all three at once (no cycle)
@@ -277,14 +281,30 @@ class Sync:
         """Send pending changes now; returns the ops. Nothing is sent (and
         nothing is lost) while no session is connected: they start with `_SET`."""
         ops = self._collect()
-        if ops:
+        if ops or self._stale:
             targets = [s for s in self.sessions if s is not exclude and s.is_connected]
             if targets:
-                frame = wire.encode(self._patch_event, ops)
+                frame = self._frame(ops)
                 for s in targets:
                     s.send_frame(frame)
         self._last_sync = time.monotonic()
         return ops
+
+    def _frame(self, ops: list[dict[str, Any]]) -> str:
+        """The `_PATCH` of `ops`, or, after a patch that could not be sent, the
+        whole state: its changes are consumed, and only `_SET` still has them."""
+        if self._stale:
+            frame = wire.encode(wire.set_event(self.key), self.state())
+            self._stale = False
+            return frame
+        return self._patch_frame(ops)
+
+    def _patch_frame(self, ops: list[dict[str, Any]]) -> str:
+        try:
+            return wire.encode(self._patch_event, ops)
+        except wire.NonJSONValue as e:
+            self._stale = True  # nobody gets this batch: the next frame is a _SET
+            raise _named(self.key, e, ops) from None
 
     @locked
     def set_frame(self) -> str:
@@ -319,6 +339,11 @@ class Sync:
         await asyncio.sleep(0)  # let the writers of the sessions run
 
     __call__ = sync
+
+    @property
+    def throttled(self) -> bool:
+        """A throttled `sync` is waiting for its trailing flush."""
+        return self._trailing is not None
 
     def _trailing_flush(self) -> None:
         self._trailing = None
@@ -404,19 +429,20 @@ class Sync:
         """All or nothing; the change goes to the other subscribers, and back to
         the sender only where validation changed what it sent."""
         self.flush()
-        echo_free = apply(self, data)  # raises ClientWriteError, changing nothing
+        limits = getattr(sender, "limits", None)
+        echo_free = apply(self, data, limits)  # raises ClientWriteError, changing nothing
         ops = self.collect()
         if not ops:
             return
         others = [s for s in self.sessions if s is not sender and s.is_connected]
         if others:
-            frame = wire.encode(wire.patch_event(self.key), ops)
+            frame = self._patch_frame(ops)
             for s in others:
                 s.send_frame(frame)
         if sender is not None and sender.is_connected:
             back = [op for op in ops if not _is_echo(op, echo_free)]
             if back:
-                sender.send_frame(wire.encode(wire.patch_event(self.key), back))
+                sender.send_frame(self._patch_frame(back))
 
     def __repr__(self) -> str:
         return f"<Sync {self.key!r} {sorted(self.attributes.values())}>"
@@ -447,6 +473,19 @@ def _is_echo(op: dict[str, Any], echo_free: dict[str, Any]) -> bool:
     if op["op"] == "remove":
         return echo_free[path] is MISSING
     return dump(op.get("value")) == echo_free[path]
+
+
+def _named(key: str, e: wire.NonJSONValue, ops: list[dict[str, Any]]) -> wire.NonJSONValue:
+    """The error of a patch frame, pointing at the synced value, not the op."""
+    path = e.path
+    if path is not None:
+        index, _, rest = path[1:].partition("/")
+        if index.isdigit() and int(index) < len(ops) and rest.partition("/")[0] == "value":
+            path = ops[int(index)]["path"] + rest[len("value") :]
+    return wire.NonJSONValue(
+        f"{key}: the value at {path!r} is not JSON ({NOT_FINITE}); the patch was not sent",
+        path,
+    )
 
 
 def _escape(name: str) -> str:

@@ -4,14 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
-from .serialize import fallback
+from .serialize import NOT_FINITE, fallback, unsafe_number
+
+
+class NonJSONValue(ValueError):
+    """A frame would carry NaN or Infinity, which are not JSON (RFC 8259): a
+    browser's parser drops the whole frame. `path` points at the value inside
+    the frame's data, when it could be found."""
+
+    def __init__(self, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
 
 
 def encode(event: str, data: Any = None) -> str:
-    """One text frame. Raw values (models, tracked containers) serialize here, once."""
-    return to_json({"type": event, "data": data}, by_alias=True, fallback=fallback).decode()
+    """One text frame. Raw values (models, tracked containers) serialize here,
+    once. Raises `NonJSONValue` rather than write NaN or Infinity."""
+    out = to_json({"type": event, "data": data}, by_alias=True, fallback=fallback)
+    if b"NaN" in out or b"Infinity" in out:  # rare: only then is the frame parsed
+        _check(event, out)
+    return out.decode()
+
+
+def _check(event: str, out: bytes) -> None:
+    try:
+        from_json(out, allow_inf_nan=False)
+    except ValueError:
+        found = unsafe_number(from_json(out)["data"])
+        path = found[0] if found else None
+        where = "" if path is None else f" at {path!r}"
+        raise NonJSONValue(f"{event}: a value{where} is not JSON ({NOT_FINITE})", path) from None
 
 
 def set_event(key: str) -> str:
