@@ -7,18 +7,20 @@ dropped with the process: their tasks never reach their ``finally``,
     app = Starlette(routes=[...], lifespan=ws_sync.lifespan())
     app = FastAPI(lifespan=ws_sync.lifespan(my_lifespan))  # the app's own runs around it
 
-At shutdown every session of the process (in a `SessionRegistry` or not) is
+At shutdown every session of the server (in a `SessionRegistry` or not) is
 closed: its tasks are cancelled and get ``grace`` seconds to finish, a client
 still connected is closed with 1012 (service restart, no `_DISCONNECT`) so it
 reconnects to the next server, and `on_terminate` runs. Closing sockets and the
 hooks get another ``grace`` seconds; whatever still runs then is abandoned, so
 the process exits.
 
-Uvicorn closes every WebSocket with 1012 itself before the lifespan shutdown
-(and waits for the endpoints to return); sessions that survive reconnects are
+Uvicorn closes every WebSocket with 1012 itself before the lifespan shutdown,
+then waits for the endpoints to return (for ever, unless
+``timeout_graceful_shutdown`` is set); sessions that survive reconnects are
 then idle in their registry, tasks still running. Servers that send the
 lifespan shutdown first leave the connections to us. Either order ends the
-same way. Without a lifespan (``--lifespan off``) nothing of this runs.
+same way. Without a lifespan (``--lifespan off``) nothing of this runs: uvicorn
+ends the process by raising the signal again, and no ``finally`` runs.
 """
 
 from __future__ import annotations
@@ -59,17 +61,25 @@ def lifespan(app_lifespan: Lifespan | None = None, *, grace: float = 3.0) -> Lif
 
 
 async def close_sessions(*, grace: float = 3.0, code: int = CLOSE_SERVICE_RESTART) -> None:
-    """Close every session of the process, those in registries included, and
-    wait for the closes begun elsewhere (a connection that ended). Bounded:
-    tasks get `grace` seconds to finish, the rest another `grace`."""
-    sessions = list(session._live)
-    closing = [r.close(code=code, grace=grace) for r in list(registry._live)]
-    closing += [s.close(code=code, grace=grace) for s in sessions]
+    """Close every session made in the running event loop (the server's), in
+    a registry or not, and wait for those whose close began elsewhere (their
+    connection ended). Tasks get `grace` seconds to finish, the rest another
+    `grace`. Sessions of other loops (other servers or tests in the process)
+    are left alone."""
+    loop = asyncio.get_running_loop()
+    ours = {s for s, made_in in list(session._live.items()) if made_in is loop}
+    closing = [
+        r.close(ids, code=code, grace=grace)
+        for r in list(registry._live)
+        for ids, entry in list(r._entries.items())
+        if entry.session in ours
+    ]
+    closing += [s.close(code=code, grace=grace) for s in ours]
     try:
         async with asyncio.timeout(2 * grace):
             await asyncio.gather(*closing, return_exceptions=True)
-            while any(s in session._live for s in sessions):
+            while any(s in session._live for s in ours):
                 await asyncio.sleep(0.05)
     except TimeoutError:
-        left = sum(s in session._live for s in sessions)
+        left = sum(s in session._live for s in ours)
         logger.warning("shutdown: %d session(s) not closed after %ss; abandoned", left, 2 * grace)
