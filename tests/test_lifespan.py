@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import free_port, port_open, wait_until
+from e2e_helpers import ExampleProcess, free_port, port_open, wait_until
 from fastapi import FastAPI
 from session_helpers import Notes, Recorder, recv, send, serve
 from starlette.applications import Starlette
@@ -168,6 +168,37 @@ async def test_sigterm_ends_tasks_and_sessions_and_tells_clients_to_come_back(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+async def test_the_notes_example_stops_within_seconds_with_a_task_running() -> None:
+    """``python -m examples.notes`` as users run it: SIGTERM while its long
+    PROCESS task runs; the page is told to come back and the process ends."""
+    server = ExampleProcess("notes")
+    server.start()
+    try:
+        proc = server.proc
+        assert proc is not None
+        async with connect(f"ws://127.0.0.1:{server.port}/ws", proxy=None) as client:
+            await open_session(client)
+            await frames_until(client, "_SET:NOTES")
+            data = {"type": "PROCESS", "steps": 10_000}
+            await client.send(json.dumps({"type": "_TASK_START:NOTES", "data": data}))
+            await frames_until(client, "_TASK_PROGRESS:NOTES")
+            proc.send_signal(signal.SIGTERM)
+            sent = time.monotonic()
+            with pytest.raises(ConnectionClosed) as closed:
+                async with asyncio.timeout(TIMEOUT):
+                    while True:
+                        await client.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == CLOSE_SERVICE_RESTART
+        await asyncio.to_thread(proc.wait, TIMEOUT)
+        assert time.monotonic() - sent <= TIMEOUT
+        output = server.output()
+        assert "Application shutdown complete" in output
+        assert "Traceback" not in output and "ERROR" not in output, output
+    finally:
+        server.close()
 
 
 # --------------------------------------------------------------------------- #
