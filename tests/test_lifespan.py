@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import json
 import os
 import signal
@@ -96,16 +95,8 @@ def shutdown_app() -> Starlette:
     return Starlette(routes=[endpoint], lifespan=lifespan())
 
 
-def ws_implementations() -> list[Any]:
-    installed = {
-        "websockets": importlib.util.find_spec("websockets") is not None,
-        "websockets-sansio": importlib.util.find_spec("websockets") is not None,
-        "wsproto": importlib.util.find_spec("wsproto") is not None,
-    }
-    return [
-        pytest.param(ws, marks=pytest.mark.skipif(not ok, reason=f"{ws} is not installed"))
-        for ws, ok in installed.items()
-    ]
+WS_IMPLEMENTATIONS = ["websockets", "websockets-sansio", "wsproto"]
+"""uvicorn's WebSocket implementations (the test extra installs wsproto)."""
 
 
 async def open_session(ws: ClientConnection) -> None:
@@ -120,7 +111,7 @@ async def frames_until(ws: ClientConnection, event: str) -> None:
 
 
 @pytest.mark.parametrize("user_sessions", [True, False], ids=["user-sessions", "per-connection"])
-@pytest.mark.parametrize("ws", ws_implementations())
+@pytest.mark.parametrize("ws", WS_IMPLEMENTATIONS)
 async def test_sigterm_ends_tasks_and_sessions_and_tells_clients_to_come_back(
     ws: str, user_sessions: bool, tmp_path: Path
 ) -> None:

@@ -142,8 +142,10 @@ def sync_endpoint(
             try:
                 await session.handle_connection(conn)
             finally:
-                # shielded: a cancelled endpoint (server shutdown) still ends the session
-                await asyncio.shield(_background(session.close()))
+                # shielded: a cancelled endpoint (server shutdown) still ends the
+                # session; bounded: a slow task's `finally` cannot hold the server
+                closing = session.close(grace=limits.close_timeout)
+                await asyncio.shield(_background(closing))
             return
         try:
             ids = await handshake(conn)
