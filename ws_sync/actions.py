@@ -11,7 +11,7 @@ JS client), or, for a method with a single param, as the members of one object
 
 Numbers a browser could not hold are refused as in client writes: NaN and
 Infinity (also where lax validation makes them from ``"NaN"``), and with
-`Limits.safe_integers` integers beyond +-(2**53 - 1).
+`Limits.safe_integers` (off by default) integers beyond +-(2**53 - 1).
 """
 
 from __future__ import annotations

@@ -292,14 +292,11 @@ class Sync:
 
     def _frame(self, ops: list[dict[str, Any]]) -> str:
         """The `_PATCH` of `ops`, or, after a patch that could not be sent, the
-        whole state: its changes are consumed, and only `_SET` still has them."""
+        whole state: that patch's changes are consumed, only `_SET` has them."""
         if self._stale:
             frame = wire.encode(wire.set_event(self.key), self.state())
             self._stale = False
             return frame
-        return self._patch_frame(ops)
-
-    def _patch_frame(self, ops: list[dict[str, Any]]) -> str:
         try:
             return wire.encode(self._patch_event, ops)
         except wire.NonJSONValue as e:
@@ -320,7 +317,9 @@ class Sync:
         type: ToastType = "default",
     ) -> None:
         """Send what changed. With `if_since_last`, at most one patch per that many
-        seconds; the last change is never dropped, a trailing flush sends it."""
+        seconds; the last change is never dropped, a trailing flush sends it.
+        NaN or Infinity in what changed raises `wire.NonJSONValue` naming its
+        path: that patch is not sent, and the next good sync sends `_SET`."""
         if if_since_last:
             wait = self._last_sync + if_since_last - time.monotonic()
             if wait > 0:
@@ -436,13 +435,13 @@ class Sync:
             return
         others = [s for s in self.sessions if s is not sender and s.is_connected]
         if others:
-            frame = self._patch_frame(ops)
+            frame = self._frame(ops)  # a patch: the flush above sent any _SET due
             for s in others:
                 s.send_frame(frame)
         if sender is not None and sender.is_connected:
             back = [op for op in ops if not _is_echo(op, echo_free)]
             if back:
-                sender.send_frame(self._patch_frame(back))
+                sender.send_frame(self._frame(back))
 
     def __repr__(self) -> str:
         return f"<Sync {self.key!r} {sorted(self.attributes.values())}>"

@@ -14,7 +14,7 @@ Fail closed, with bounded work per frame:
   (naming it); nothing is ever accepted unvalidated;
 - numbers a browser cannot hold are refused, also where lax validation would
   make them from a string (``"NaN"``): NaN and Infinity always, integers beyond
-  +-(2**53 - 1) with `Limits.safe_integers`;
+  +-(2**53 - 1) with `Limits.safe_integers` (off by default);
 - a `_PATCH` has at most `Limits.max_patch_ops` ops, and its ``copy`` ops share
   what they copy and count it against `Limits.max_copy_nodes` as they go, so a
   patch that doubles the state is refused after a few cheap steps.
