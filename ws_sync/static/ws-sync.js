@@ -10,10 +10,18 @@
  *   notes.subscribe(() => render(notes.getState()));
  *   await notes.action("RENAME", { new_title: "Groceries" });
  *
- * Every outbound text frame is `JSON.stringify({type, data})`. Every action or
+ * Every outbound text frame is `JSON.stringify({type, data})`, except local
+ * writes under versioned sync, which add `v` and `$id`. Every action or
  * task-start promise settles exactly once: on its answer, or with a
  * ConnectionError when the connection ends first. At most `maxInFlight`
  * actions await their answer at once; later calls wait in order.
+ *
+ * Versioned sync ("protocol 2"): the socket URL gets `ws_sync=2` and the first
+ * frame is `_HELLO` with the confirmed version of every store. Server `_SET`
+ * and `_PATCH` frames carry the object's version `v`; a store keeps the
+ * server's confirmed copy, its version and epoch, and the local writes the
+ * server has not acknowledged yet, re-applied on top. A server that does not
+ * answer `_HELLO` that way is spoken to in protocol 1, exactly as before.
  *
  * @module ws-sync
  */
@@ -421,6 +429,28 @@ function defaultDownload({ filename, data }) {
 
 const WS_OPEN = 1; // WebSocket.OPEN, spelled out so fake sockets need no statics
 
+/** Query parameter announcing versioned sync on the socket URL. */
+const PROTOCOL_PARAM = "ws_sync";
+
+/**
+ * `url` with `ws_sync=2` added, or null if it cannot be parsed (then the
+ * connection speaks protocol 1). The app's own query is kept byte for byte.
+ */
+function versionedUrl(url) {
+  let u;
+  try {
+    u = new URL(url, globalThis.location?.href);
+  } catch {
+    return null;
+  }
+  if (u.searchParams.has(PROTOCOL_PARAM)) u.searchParams.set(PROTOCOL_PARAM, "2");
+  else u.search += `${u.search ? "&" : "?"}${PROTOCOL_PARAM}=2`;
+  return u.href;
+}
+
+/** Frames that carry object state, and under protocol 2 a version. */
+const isStateEvent = (type) => type.startsWith("_SET:") || type.startsWith("_PATCH:");
+
 const DEFAULTS = {
   reconnect: true,
   initialDelay: 500,
@@ -430,6 +460,7 @@ const DEFAULTS = {
   offlineEdits: "queue",
   getOnConnect: false,
   maxInFlight: 32,
+  protocol: 2,
   storageKey: "ws-sync",
   onStateChange: null,
   // `ref` names the server-log entry of an internal error whose text is hidden.
@@ -567,6 +598,7 @@ export class Session {
     const defined = Object.fromEntries(Object.entries(options).filter(([, v]) => v !== undefined));
     this.options = { ...DEFAULTS, ...defined };
     if (!(this.options.maxInFlight >= 1)) throw new RangeError("maxInFlight must be at least 1");
+    if (![1, 2].includes(this.options.protocol)) throw new RangeError("protocol must be 1 or 2");
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     this._setTimeout = options.setTimeout ?? ((fn, ms) => globalThis.setTimeout(fn, ms));
     this._clearTimeout = options.clearTimeout ?? ((t) => globalThis.clearTimeout(t));
@@ -585,6 +617,11 @@ export class Session {
     this._calls = new ActionCalls(this);
     this._echoed = new Set(); // event kinds whose _ERROR carried an id on this connection
     this._ids = null;
+    this._offered = false; // this connection's URL and first frame offer protocol 2
+    this._protocol = null; // agreed on this connection; null while not known
+    // Write ids must not repeat across page reloads: the server may keep them.
+    this._writePrefix = randomId().replace(/-/g, "").slice(0, 12);
+    this._writeCount = 0;
   }
 
   /** "connecting" | "open" | "closed" | "disconnected" */
@@ -594,6 +631,11 @@ export class Session {
 
   get isOpen() {
     return this._ws !== null && this._ws.readyState === WS_OPEN && this._state === "open";
+  }
+
+  /** The protocol of the current connection: 2 (versioned) or 1; null when not connected or not agreed yet. */
+  get protocol() {
+    return this._state === "open" ? this._protocol : null;
   }
 
   /** Open the connection (idempotent). Returns `this`. */
@@ -705,6 +747,10 @@ export class Session {
     return ++this._lastId;
   }
 
+  _newWriteId() {
+    return `${this._writePrefix}-${++this._writeCount}`;
+  }
+
   _sendText(text) {
     if (!this.isOpen) return false;
     this._ws.send(text);
@@ -721,9 +767,11 @@ export class Session {
   _open() {
     this._timer = null;
     this._setState("connecting");
+    const url = this.options.protocol === 2 ? versionedUrl(this.url) : null;
+    this._offered = url !== null;
     let ws;
     try {
-      ws = new this._WebSocket(this.url);
+      ws = new this._WebSocket(url ?? this.url);
     } catch (e) {
       this._call(this.options.onError, { event: "connect", message: String(e?.message ?? e), errors: [] });
       this._afterClose("not connected");
@@ -752,13 +800,41 @@ export class Session {
   _onOpen() {
     this._attempt = 0;
     this._echoed.clear(); // the server may have changed
+    this._protocol = this._offered ? null : 1;
+    // Sent before "open" is announced, so it precedes anything a listener sends.
+    if (this._offered) this._ws.send(JSON.stringify({ type: "_HELLO", data: { protocol: 2, versions: this._versions() } }));
     this._setState("open");
     for (const store of this._stores.values()) store._onOpen();
+  }
+
+  /** `{key: {epoch, v}}` of every store holding a confirmed server copy, for `_HELLO`. */
+  _versions() {
+    const versions = {};
+    for (const [key, store] of this._stores) {
+      if (store.version !== null && store.epoch !== null) versions[key] = { epoch: store.epoch, v: store.version };
+    }
+    return versions;
+  }
+
+  /** The server's `_HELLO` answer: protocol 2 is on, and stores holding a version resume from it. */
+  _onHello(data) {
+    if (this._protocol !== null) return;
+    if (data?.protocol !== 2) return this._fallBack();
+    this._protocol = 2;
+    for (const store of this._stores.values()) store._onResume();
+  }
+
+  /** The server does not speak protocol 2: this connection behaves as protocol 1 throughout. */
+  _fallBack() {
+    if (this._protocol !== null) return;
+    this._protocol = 1;
+    for (const store of this._stores.values()) store._unversion();
   }
 
   /** The connection is gone: whatever waits for an answer on it rejects with `message`. */
   _afterClose(message) {
     this._binMeta = null;
+    this._protocol = null;
     this._calls.failAll(message);
     for (const store of this._stores.values()) store._onClose(message);
     if (this._disconnected) {
@@ -802,6 +878,8 @@ export class Session {
     }
     const { type, data } = msg ?? {};
     if (typeof type !== "string") return console.warn("[ws-sync] ignoring a frame without a type");
+    // State before the _HELLO answer, without a version: a protocol-1 server.
+    if (this._protocol === null && isStateEvent(type) && !Number.isInteger(msg.v)) this._fallBack();
     if (type.startsWith("_ACTION_RESULT:")) this._calls.onResult(data);
     switch (type) {
       case "_BIN_META":
@@ -815,6 +893,9 @@ export class Session {
       case "_REQUEST_USER_SESSION":
         this.send("_USER_SESSION", this.userSession());
         break;
+      case "_HELLO":
+        this._onHello(data);
+        break;
       case "_TOAST":
         this._call(this.options.onToast, data);
         break;
@@ -822,10 +903,12 @@ export class Session {
         this._call(this.options.onDownload, data);
         break;
       case "_ERROR":
-        this._onServerError(data ?? {});
+        // A server without protocol 2 refuses _HELLO as an unknown event: expected, not worth a report.
+        if (data?.event === "_HELLO" && this._protocol !== 2) this._fallBack();
+        else this._onServerError(data ?? {});
         break;
     }
-    this._emit(type, data);
+    this._emit(type, data, msg);
     if (type === "_DISCONNECT") this.close();
   }
 
@@ -849,7 +932,7 @@ export class Session {
     const [kind, key] = splitEvent(err.event);
     if (err.id !== undefined && err.id !== null) {
       this._echoed.add(kind);
-      this._rejectById(err.id, actionError(err));
+      this._rejectById(err);
     } else if (kind === "_ACTION" && this._echoed.size === 0) {
       this._calls.rejectOldest(err.event, actionError(err));
     } else if (kind === "_TASK_START" && !this._echoed.has(kind)) {
@@ -857,21 +940,26 @@ export class Session {
     }
   }
 
-  _rejectById(id, error) {
-    if (this._calls.reject(id, error)) return;
-    for (const store of this._stores.values()) if (store._rejectTask(id, error)) return;
+  /** The action, task start or local write sent with `$id` `err.id` fails with `err`. */
+  _rejectById(err) {
+    const error = actionError(err);
+    if (this._calls.reject(err.id, error)) return;
+    for (const store of this._stores.values()) {
+      if (store._rejectTask(err.id, error) || store._rejectWrite(err.id, err)) return;
+    }
   }
 
-  _emit(type, data) {
+  /** Handlers get the data and, second, the whole frame (for fields beside `data`, such as `v`). */
+  _emit(type, data, frame) {
     const handlers = this._handlers.get(type);
-    if (handlers) for (const h of [...handlers]) this._call(h, data);
+    if (handlers) for (const h of [...handlers]) this._call(h, data, frame);
   }
 
   /** Run app code; its exceptions must not break the receive loop. */
-  _call(fn, arg) {
+  _call(fn, arg, arg2) {
     if (typeof fn !== "function") return;
     try {
-      fn(arg);
+      fn(arg, arg2);
     } catch (e) {
       console.error("[ws-sync] handler failed", e);
     }
@@ -886,17 +974,25 @@ export class Session {
  * The local copy of one synced object, kept current by `_SET` / `_PATCH`.
  * Create with {@link Session#store}. `getState` and `subscribe` are bound,
  * so they can be passed straight to `useSyncExternalStore`.
+ *
+ * The store holds the server's confirmed state and the local writes not
+ * confirmed yet (FIFO); what the app sees is the first with the second
+ * re-applied in order. Under protocol 2 a write is confirmed by its ack; under
+ * protocol 1, which has no ack, by being sent.
  */
 export class SyncedStore {
   constructor(session, key, initialState, options = {}) {
     this.session = session;
     this.key = key;
     this._offlineEdits = options.offlineEdits;
-    this._state = initialState;
+    this._confirmed = initialState; // the server's copy
+    this._state = initialState; // _confirmed with _pending re-applied: what the app sees
+    this._pending = []; // local writes {id, ops, sent, ackV?}, oldest first
+    this._version = null; // version of _confirmed; null when the server does not version it
+    this._epoch = null;
     this._listeners = new Set();
-    this._synced = false; // a _SET arrived on the current connection
+    this._synced = false; // a _SET arrived, or the store resumed, on the current connection
     this._awaitingSet = false; // we asked for _SET; patches until then are stale
-    this._queue = []; // local edits (op arrays) waiting for the next _SET
     this._pendingTasks = []; // {id, type, resolve, reject}, oldest first
     this._progress = new Map(); // task type -> Set<cb>
     this._done = new Map(); // task type -> Set<cb>
@@ -905,8 +1001,8 @@ export class SyncedStore {
     this.subscribe = this.subscribe.bind(this);
 
     const on = (prefix, fn) => session.on(`${prefix}:${key}`, fn);
-    on("_SET", (d) => this._onSet(d));
-    on("_PATCH", (d) => this._onPatch(d));
+    on("_SET", (d, frame) => this._onSet(d, frame));
+    on("_PATCH", (d, frame) => this._onPatch(d, frame));
     on("_ACTION", (d) => this._onAction(d));
     on("_TASK_PROGRESS", (d) => this._onTaskProgress(d));
     on("_TASK_DONE", (d) => this._onTaskDone(d));
@@ -922,14 +1018,34 @@ export class SyncedStore {
     return () => this._listeners.delete(listener);
   }
 
-  /** Whether the state came from the server on the current connection. */
+  /** Whether the state came from the server on the current connection (a `_SET`, or a protocol-2 resume). */
   get synced() {
     return this._synced;
   }
 
-  /** Local edits not yet sent (made offline or before the first `_SET`). */
+  /** Local edits not yet sent (made offline, before the first `_SET`, or lost with a connection before their ack). */
   get pendingEdits() {
-    return this._queue.length;
+    return this._pending.filter((w) => !w.sent).length;
+  }
+
+  /** Local edits the server has not confirmed yet: not sent, or sent and awaiting their ack (protocol 2). */
+  get pending() {
+    return this._pending.filter((w) => w.ackV === undefined).length;
+  }
+
+  /** The server's version of the confirmed state; null when the server does not version this object. */
+  get version() {
+    return this._version;
+  }
+
+  /** The epoch of `version` (a new epoch restarts the numbering); null when unversioned. */
+  get epoch() {
+    return this._epoch;
+  }
+
+  /** The last state the server confirmed, without the pending local edits. */
+  get confirmedState() {
+    return this._confirmed;
   }
 
   /** Ask the server for the full state (`_GET`); patches are ignored until it arrives. */
@@ -969,15 +1085,53 @@ export class SyncedStore {
   }
 
   _commit(next, ops) {
-    const online = this.session.isOpen;
-    if (!online && (this._offlineEdits ?? this.session.options.offlineEdits) === "drop") {
+    if (!this.session.isOpen && (this._offlineEdits ?? this.session.options.offlineEdits) === "drop") {
       this._dropped(ops, "offline");
       return false;
     }
+    this._pending.push({ id: this.session._newWriteId(), ops, sent: false });
     this._state = next;
-    // Sent only on top of a server state of this connection; otherwise queued
-    // and replayed on the next _SET, so the patch lands where it was meant.
-    if (!(online && this._synced && this.session.send(`_PATCH:${this.key}`, ops))) this._queue.push(ops);
+    this._flush();
+    this._notify();
+    return true;
+  }
+
+  /**
+   * Send the writes not sent yet, once their positions mean the same on the
+   * server: for a versioned store, once the connection speaks protocol 2;
+   * otherwise once a `_SET` arrived on this connection.
+   */
+  _flush() {
+    if (!this.session.isOpen) return;
+    if (this._version !== null) {
+      if (this.session._protocol !== 2) return;
+      for (const w of this._pending) if (!w.sent) w.sent = this._sendWrite(w);
+    } else if (this._synced) {
+      // Protocol 1 has no ack: a write counts as confirmed once it is sent.
+      for (const w of this._pending) this.session.send(`_PATCH:${this.key}`, w.ops);
+      this._pending = [];
+      this._confirmed = this._state;
+    }
+  }
+
+  /**
+   * A versioned write: the ops, the confirmed version they were made on, and
+   * the write's `$id`, which the server's ack or `_ERROR` names. A write sent
+   * again after a reconnect keeps its `$id`. Until the server drops ids it has
+   * seen, a write whose ack was lost with the connection then applies twice:
+   * harmless for `replace`, not for an `add` to a list.
+   */
+  _sendWrite(w) {
+    return this.session._sendText(JSON.stringify({ type: `_PATCH:${this.key}`, data: w.ops, v: this._version, $id: w.id }));
+  }
+
+  /** Remove the write `$id` `id` the server refused, and show the state without it. False if none is pending. */
+  _rejectWrite(id, error) {
+    const i = this._pending.findIndex((w) => w.id === id && w.ackV === undefined);
+    if (i < 0) return false;
+    const [w] = this._pending.splice(i, 1);
+    this._dropped(w.ops, "rejected", error);
+    this._rebuild();
     this._notify();
     return true;
   }
@@ -1047,34 +1201,115 @@ export class SyncedStore {
 
   // --- inbound events ------------------------------------------------------
 
-  _onSet(state) {
+  /** The `v` of a server frame, or null when the frame (or the connection) is unversioned. */
+  _versionOf(frame) {
+    return this.session._protocol !== 1 && Number.isInteger(frame?.v) ? frame.v : null;
+  }
+
+  _onSet(state, frame) {
     this._synced = true;
     this._awaitingSet = false;
-    const queued = this._queue;
-    this._queue = [];
-    for (const ops of queued) {
-      try {
-        state = applyPatch(state, ops);
-      } catch (error) {
-        this._dropped(ops, "conflict", error); // no longer applies to the server's state
-        continue;
-      }
-      if (!this.session.send(`_PATCH:${this.key}`, ops)) this._queue.push(ops);
+    const v = this._versionOf(frame);
+    if (v === null) {
+      this._unversion();
+    } else {
+      this._version = v;
+      this._epoch = typeof frame.epoch === "string" ? frame.epoch : null;
+      // Acknowledged writes are part of the server's state already.
+      this._pending = this._pending.filter((w) => w.ackV === undefined);
     }
-    this._state = state;
+    this._confirmed = state;
+    this._rebuild();
+    this._flush();
     this._notify();
   }
 
-  _onPatch(ops) {
+  /**
+   * A versioned patch applies to version `v - 1`. An older one is in this
+   * copy already (a resume may repeat it); a newer one means patches were
+   * missed, so the whole state is fetched. Its `ack` names a write of ours,
+   * committed at `v`: it leaves the pending writes once the confirmed state
+   * reaches `v`.
+   */
+  _onPatch(ops, frame) {
+    const v = this._versionOf(frame);
+    if (v === null) return this._onUnversionedPatch(ops);
+    const acked = frame.ack === undefined ? undefined : this._pending.find((w) => w.id === frame.ack);
+    if (acked) Object.assign(acked, { sent: true, ackV: v });
     if (this._awaitingSet) return; // a full state is on its way
+    if (this._version === null || v > this._version + 1) {
+      console.warn(`[ws-sync] ${this.key}: missed patches (at version ${this._version}, got ${v}); resyncing`);
+      return this.fetch();
+    }
+    if (v <= this._version && !acked) return;
+    if (v === this._version + 1) {
+      if (!this._applyToConfirmed(ops)) return;
+      this._version = v;
+    }
+    this._pending = this._pending.filter((w) => !(w.ackV <= this._version));
+    this._rebuild();
+    this._notify();
+  }
+
+  _onUnversionedPatch(ops) {
+    if (this._version !== null) this._unversion();
+    if (this._awaitingSet) return; // a full state is on its way
+    if (!this._applyToConfirmed(ops)) return;
+    this._rebuild();
+    this._notify();
+  }
+
+  /** Apply server ops to the confirmed state; if they do not apply, fetch the whole state instead. */
+  _applyToConfirmed(ops) {
     try {
-      this._state = applyPatch(this._state, ops);
+      this._confirmed = applyPatch(this._confirmed, ops);
+      return true;
     } catch (e) {
       console.warn(`[ws-sync] ${this.key}: patch does not apply (${e.message}); resyncing`);
       this.fetch();
-      return;
+      return false;
     }
-    this._notify();
+  }
+
+  /**
+   * The app's view: the confirmed state with the pending writes re-applied
+   * in order. A write that no longer applies is dropped and reported.
+   */
+  _rebuild() {
+    let state = this._confirmed;
+    this._pending = this._pending.filter((w) => {
+      try {
+        state = applyPatch(state, w.ops);
+        return true;
+      } catch (error) {
+        this._dropped(w.ops, "conflict", error);
+        return false;
+      }
+    });
+    this._state = state;
+  }
+
+  /**
+   * Forget the version (the server or this object is unversioned). Protocol 1
+   * has no ack, so writes already sent count as confirmed.
+   */
+  _unversion() {
+    this._version = this._epoch = null;
+    for (const w of this._pending.filter((w) => w.sent)) {
+      try {
+        this._confirmed = applyPatch(this._confirmed, w.ops);
+      } catch {
+        // it was dropped from the view already
+      }
+    }
+    this._pending = this._pending.filter((w) => !w.sent);
+  }
+
+  /** Protocol 2 is on: a store holding a version resumes from it (the server sends what it missed), so its writes can go. */
+  _onResume() {
+    if (this._version === null) return;
+    this._synced = true;
+    this._flush();
   }
 
   _onAction(data) {
@@ -1113,6 +1348,9 @@ export class SyncedStore {
   _onClose(message) {
     this._synced = false;
     this._awaitingSet = false;
+    // The state, version and pending writes stay for the resume; writes not
+    // acknowledged go again on the next connection, with the same $id.
+    for (const w of this._pending) if (w.ackV === undefined) w.sent = false;
     for (const { reject } of this._pendingTasks.splice(0)) reject(new ConnectionError(message));
   }
 
