@@ -481,10 +481,9 @@ def _named(key: str, e: wire.NonJSONValue, ops: list[dict[str, Any]]) -> wire.No
         index, _, rest = path[1:].partition("/")
         if index.isdigit() and int(index) < len(ops) and rest.partition("/")[0] == "value":
             path = ops[int(index)]["path"] + rest[len("value") :]
-    return wire.NonJSONValue(
-        f"{key}: the value at {path!r} is not JSON ({NOT_FINITE}); the patch was not sent",
-        path,
-    )
+    where = "" if path is None else f" at {path!r}"
+    message = f"{key}: a value{where} is not JSON ({NOT_FINITE}); the patch was not sent"
+    return wire.NonJSONValue(message, path)
 
 
 def _escape(name: str) -> str:
