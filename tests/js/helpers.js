@@ -4,9 +4,9 @@ import { Session } from "../../ws_sync/static/ws-sync.js";
 
 /**
  * A WebSocket class whose instances are driven by the test: `open()`,
- * `receive(type, data)`, `receiveBinary(bytes)`, `drop()`, `fail()`; an
- * `onSent(data)` hook sees each frame as it is sent. Each call returns a new
- * class so tests never share sockets.
+ * `receive(type, data, extra)`, `hello()`, `receiveBinary(bytes)`, `drop()`,
+ * `fail()`; an `onSent(data)` hook sees each frame as it is sent. Each call
+ * returns a new class so tests never share sockets.
  */
 export function fakeWebSocketClass() {
   return class FakeWebSocket {
@@ -37,8 +37,14 @@ export function fakeWebSocketClass() {
       this.onopen?.({});
     }
 
-    receive(type, data) {
-      this.receiveRaw(JSON.stringify({ type, data }));
+    /** A server frame; `extra` holds members beside type and data (`v`, `epoch`, `ack`). */
+    receive(type, data, extra = {}) {
+      this.receiveRaw(JSON.stringify({ type, data, ...extra }));
+    }
+
+    /** The protocol-2 server's answer to `_HELLO`. */
+    hello() {
+      this.receive("_HELLO", { protocol: 2 });
     }
 
     receiveRaw(text) {
