@@ -8,7 +8,7 @@ from typing import Any
 from session_helpers import Notes, error, exchange, make_app, recv, send
 from starlette.testclient import TestClient
 
-from ws_sync import remote_action, sync_only
+from ws_sync import remote_action, remote_task, sync_only
 from ws_sync.limits import Limits, too_deep
 
 
@@ -128,3 +128,47 @@ def test_a_handler_that_changes_state_and_raises_still_updates_clients() -> None
         ]
         assert frames[0]["data"] == [{"op": "replace", "path": "/count", "value": 1000}]
         assert sessions.last().objects["SPENDER"].count == 1000
+
+
+class Gauge:
+    @sync_only("GAUGE", value=...)
+    def __init__(self) -> None:
+        self.value = 1.0
+
+    @remote_action("NAN")
+    async def nan(self) -> float:
+        return float("nan")
+
+    @remote_task("NAN_TASK")
+    async def nan_task(self) -> float:
+        return float("inf")
+
+
+class Broken:
+    @sync_only("BROKEN", value=...)
+    def __init__(self) -> None:
+        self.value = float("nan")
+
+
+def test_a_result_that_is_not_json_fails_the_action_instead_of_the_frame() -> None:
+    app, _ = make_app(Gauge)
+    with TestClient(app) as tc, tc.websocket_connect("/ws") as ws:
+        recv(ws)
+        frames = exchange(ws, "_ACTION:GAUGE", {"type": "NAN", "$id": 1})
+        assert frames[-1]["type"] == "_ACTION_RESULT:GAUGE"
+        assert frames[-1]["data"]["ok"] is False
+        assert frames[0]["data"]["event"] == "_ACTION:GAUGE"
+        send(ws, "_TASK_START:GAUGE", {"type": "NAN_TASK"})
+        while (frame := recv(ws))["type"] != "_TASK_DONE:GAUGE":
+            pass
+        assert frame["data"]["status"] == "failed"
+
+
+def test_a_state_that_is_not_json_does_not_block_the_others() -> None:
+    app, _ = make_app(Broken, Gauge)
+    with TestClient(app) as tc, tc.websocket_connect("/ws") as ws:
+        assert recv(ws) == {"type": "_SET:GAUGE", "data": {"value": 1.0}}
+        frames = exchange(ws, "_GET:BROKEN")  # nothing that is not JSON is sent
+        assert frames == [
+            error("_GET:BROKEN", "the state of 'BROKEN' cannot be sent now (internal error)")
+        ]

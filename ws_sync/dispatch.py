@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import tasks, wire
 from .connection import Connection, Frame, FrameRejected
-from .errors import Failure, failure
+from .errors import HIDDEN, Failure, failure
 from .invoke import invoke
 from .protocol import INVALID, ProtocolError, error_frame, parse, peek
 from .remote import Kind, RemoteMethod, remote_table
@@ -156,7 +156,15 @@ class Dispatcher:
         self.session.flush_pending()
 
     async def _get(self, event: str, sync: Sync, data: Any) -> None:
-        self.reply(sync.set_frame())
+        self._resend(event, sync)
+
+    def _resend(self, event: str, sync: Sync) -> None:
+        """The whole state, to put the client's copy back in step."""
+        frame = self.session.state_frame(sync)
+        if frame is None:
+            self.error(event, f"the state of {sync.key!r} cannot be sent now ({HIDDEN})")
+        else:
+            self.reply(frame)
 
     async def _write(self, event: str, sync: Sync, data: Any) -> None:
         """`_SET` / `_PATCH`: all or nothing; on rejection the client gets the
@@ -166,10 +174,10 @@ class Dispatcher:
             apply(data, self.session)
         except ClientWriteError as e:
             self.error(event, e.message, e.errors)
-            self.reply(sync.set_frame())
+            self._resend(event, sync)
         except Exception as e:
             self._failed(event, e, f"{sync.key}: client write")
-            self.reply(sync.set_frame())
+            self._resend(event, sync)
 
     def _method(self, event: str, kind: Kind, sync: Sync, data: Any) -> RemoteMethod | None:
         """The exposed method named by ``data["type"]``, or an `_ERROR` and None."""
@@ -191,7 +199,7 @@ class Dispatcher:
         if method is None:
             return
         try:
-            args, kwargs = method.params(sync.camel).bind(data)
+            args, kwargs = method.params(sync.camel).bind(data, self.session.limits)
             result = await invoke(method.bind(sync.obj), *args, **kwargs)
         except Exception as e:
             self.session.flush_pending()  # the state first, then the answer
@@ -226,7 +234,7 @@ class Dispatcher:
         if method is None:
             return
         try:
-            args, kwargs = method.params(sync.camel).bind(data)
+            args, kwargs = method.params(sync.camel).bind(data, self.session.limits)
             tasks.start(self.session, sync, method, args, kwargs)
         except Exception as e:
             self._failed(event, e, f"{sync.key}: starting task {method.key!r}")

@@ -35,6 +35,7 @@ from .dispatch import Dispatcher
 from .invoke import invoke
 from .limits import Limits
 from .sync import Sync, ToastType
+from .wire import NonJSONValue
 
 __all__ = ["Session", "SessionState", "session_context"]
 
@@ -117,7 +118,9 @@ class Session:
         self.syncs[sync.key] = sync
         if sync.send_on_init and self.is_connected:
             sync.flush(exclude=self)  # pending changes are in the _SET for us
-            self.send_frame(sync.set_frame())
+            frame = self.state_frame(sync)
+            if frame is not None:
+                self.send_frame(frame)
 
     def unregister(self, sync: Sync) -> None:
         if self.syncs.get(sync.key) is sync:
@@ -132,6 +135,15 @@ class Session:
     def detach(self, obj: Any) -> None:
         sync = obj if isinstance(obj, Sync) else obj.sync
         sync.detach(self)
+
+    def state_frame(self, sync: Sync) -> str | None:
+        """`_SET` of `sync`; None while its state holds a value that is not
+        JSON (logged: server code put it there; its next good sync sends it)."""
+        try:
+            return sync.set_frame()
+        except NonJSONValue:
+            self.logger.exception("%s: state not sent", sync.key)
+            return None
 
     def flush_pending(self) -> None:
         """Send what a handler changed but did not sync (it raised first, or
@@ -234,10 +246,11 @@ class Session:
                 await self._hook("on_disconnect")
             # Made while not connected: changes pending from before go to the
             # other subscribers only; this client gets them inside the _SET.
-            frames = [s.set_frame() for s in list(self.syncs.values()) if s.send_on_init]
+            frames = [self.state_frame(s) for s in list(self.syncs.values()) if s.send_on_init]
             self._conn = conn
             for frame in frames:
-                conn.push(frame)
+                if frame is not None:
+                    conn.push(frame)
             await self._hook("on_connect")
 
     async def handle_connection(self, ws: WebSocket | Connection | None = None) -> None:

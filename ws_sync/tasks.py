@@ -88,7 +88,12 @@ class TaskRun:
             done["result"] = result
         elif error is not None:
             done.update(error)
-        self._broadcast(wire.task_done_event(self.sync.key), done)
+        try:
+            self._broadcast(wire.task_done_event(self.sync.key), done)
+        except wire.NonJSONValue as e:  # the result: the task failed after all
+            f = failure(e, self.session.expose_errors, f"{self.sync.key}: task {self.key!r}")
+            failed = {"type": self.key, "status": "failed", "error": f.message, **f.extra}
+            self._broadcast(wire.task_done_event(self.sync.key), failed)
 
     def _broadcast(self, event: str, data: Any) -> None:
         targets = [s for s in self.sync.sessions if s.is_connected]
