@@ -1,6 +1,15 @@
 /**
  * Type declarations for ws-sync.js, the ws-sync browser client.
- * Wire protocol: docs/protocol.md. Every outbound text frame is `{"type", "data"}` JSON.
+ * Wire protocol: docs/protocol.md. Every outbound text frame is `{"type", "data"}` JSON,
+ * except local writes under versioned sync, which add `"v"` and `"$id"`.
+ *
+ * Versioned sync (protocol 2, the default): the socket URL gets `ws_sync=2`
+ * and the first frame is `_HELLO` with the confirmed `{epoch, v}` of every
+ * store. Server `_SET`/`_PATCH` frames carry the object's version `v`; a
+ * store keeps the confirmed state and version across reconnects and resumes
+ * from them, and its local writes stay pending until the server acknowledges
+ * them (`ack`) or refuses them (`_ERROR` with their `$id`). A server that does
+ * not answer `_HELLO` with protocol 2 is spoken to in protocol 1, as before.
  *
  * Every `action()` promise and task `done` promise settles exactly once: on
  * its answer (`_ACTION_RESULT`, `_TASK_DONE`, or an `_ERROR` carrying its id),
@@ -110,9 +119,23 @@ export interface ServerError {
 export interface DroppedEdit {
   key: string;
   ops: PatchOperation[];
-  /** "offline": made while offline with `offlineEdits: "drop"`; "conflict": no longer applies to the server's new state. */
-  reason: "offline" | "conflict";
-  error?: PatchError;
+  /**
+   * "offline": made while offline with `offlineEdits: "drop"`; "conflict": no
+   * longer applies to the server's new state; "rejected" (protocol 2): the
+   * server refused it (`error` is its `_ERROR` data, also passed to onError).
+   */
+  reason: "offline" | "conflict" | "rejected";
+  error?: PatchError | ServerError;
+}
+
+/** A server frame as received, for the fields beside `data` (`v`, `epoch`, `ack` under protocol 2). */
+export interface Frame {
+  type: string;
+  data?: unknown;
+  v?: number;
+  epoch?: string;
+  ack?: string;
+  [key: string]: unknown;
 }
 
 /** Minimal WebSocket shape the session needs (so tests can inject a fake). */
@@ -150,8 +173,9 @@ export interface SessionOptions {
 
   /**
    * Local edits made while offline: "queue" (default) applies them at once and
-   * replays them after the next `_SET` of their key; "drop" rejects them via
-   * onEditsDropped. Overridable per store.
+   * sends them once the server state is known again (protocol 2: after the
+   * `_HELLO` answer; protocol 1: replayed after the next `_SET` of their key);
+   * "drop" rejects them via onEditsDropped. Overridable per store.
    */
   offlineEdits?: "queue" | "drop";
   /**
@@ -167,6 +191,12 @@ export interface SessionOptions {
    * client that floods it, which would hold up its patches too.
    */
   maxInFlight?: number;
+  /**
+   * 2 (default): offer versioned sync (`ws_sync=2` on the URL, `_HELLO`
+   * first), falling back to protocol 1 per connection when the server does
+   * not take it. 1: the URL as given, no `_HELLO`, versions ignored.
+   */
+  protocol?: 1 | 2;
 
   /** Ids for the `_USER_SESSION` handshake; generated and stored when absent. */
   userId?: string;
@@ -193,7 +223,7 @@ export interface SessionOptions {
   onToast?: (toast: Toast) => void;
   /** `_DOWNLOAD` (default: save via a temporary link when `document` exists, else nothing). */
   onDownload?: (file: Download) => void;
-  /** A local edit that could not be sent (default: console.warn). */
+  /** A local edit dropped: could not be sent, no longer applies, or refused by the server (default: console.warn). */
   onEditsDropped?: (dropped: DroppedEdit) => void;
 }
 
@@ -210,6 +240,8 @@ export class Session {
   readonly options: Required<Omit<SessionOptions, "WebSocket" | "setTimeout" | "clearTimeout" | "random">> & SessionOptions;
   readonly state: ConnectionState;
   readonly isOpen: boolean;
+  /** The protocol agreed on the current connection: 2 (versioned) or 1; null when not open or not agreed yet. */
+  readonly protocol: 1 | 2 | null;
   /** Unanswered `action()` calls: sent (at most `maxInFlight`) plus waiting to be sent. */
   readonly pendingActions: number;
 
@@ -218,9 +250,13 @@ export class Session {
   /** Close and stop reconnecting; unanswered actions (sent or waiting) and task `done` promises reject with ConnectionError. */
   close(): void;
 
-  /** Listen to any event type (`"_TOAST"`, `"_SET:NOTES"`, a binary event named in `_BIN_META`…). Returns an unsubscribe function. */
-  on(type: string, handler: (data: any) => void): () => void;
-  off(type: string, handler: (data: any) => void): void;
+  /**
+   * Listen to any event type (`"_TOAST"`, `"_SET:NOTES"`, a binary event named
+   * in `_BIN_META`…). The handler gets the data and the whole frame (absent
+   * for binary events). Returns an unsubscribe function.
+   */
+  on(type: string, handler: (data: any, frame?: Frame) => void): () => void;
+  off(type: string, handler: (data: any, frame?: Frame) => void): void;
   /** Listen to connection state changes. Returns an unsubscribe function. */
   subscribeState(listener: (state: ConnectionState) => void): () => void;
 
@@ -259,19 +295,40 @@ export interface TaskHandle<R = unknown> {
 }
 
 /**
- * The local copy of one synced object. Local edits are optimistic; edits made
- * offline or before the connection's first `_SET` are replayed on that `_SET`.
+ * The local copy of one synced object: the state the server confirmed, with
+ * the local edits it has not confirmed yet re-applied on top, in order.
+ * Local edits are optimistic. An edit that no longer applies after a server
+ * change is dropped (onEditsDropped, "conflict").
+ *
+ * Protocol 2: an edit is sent with the confirmed version and a `$id`, and
+ * stays pending until the server's ack (a `_PATCH` with `ack`); an `_ERROR`
+ * with its `$id` rolls it back ("rejected"). Edits made offline, and edits
+ * sent but not acknowledged when the connection dropped (same `$id`), are
+ * sent after the next `_HELLO` answer. State and version survive a
+ * disconnect; the server sends only what was missed.
+ *
+ * Protocol 1: edits made offline or before the connection's first `_SET` are
+ * replayed on that `_SET`; an edit counts as confirmed once sent.
+ *
  * Keys named `__proto__`, `constructor` or `prototype` cannot be patched.
  */
 export class SyncedStore<S = any> {
   readonly session: Session;
   readonly key: string;
-  /** A `_SET` arrived on the current connection. */
+  /** The state came from the server on the current connection: a `_SET`, or (protocol 2) a resume from `version`. */
   readonly synced: boolean;
-  /** Local edits not sent yet. */
+  /** Local edits not sent yet (made offline, before the state was known, or lost with a connection before their ack). */
   readonly pendingEdits: number;
+  /** Local edits the server has not confirmed yet: not sent, or (protocol 2) awaiting their ack. */
+  readonly pending: number;
+  /** Server version of `confirmedState`; null when the server does not version this object. */
+  readonly version: number | null;
+  /** Epoch of `version` (a new epoch restarts the numbering); null when unversioned. */
+  readonly epoch: string | null;
+  /** The last state the server confirmed, without pending local edits (`getState()` includes them). */
+  readonly confirmedState: S;
 
-  /** Current state (bound; fine for useSyncExternalStore). */
+  /** Current state: the confirmed state with pending local edits applied (bound; fine for useSyncExternalStore). */
   getState: () => S;
   /** Called after each state change (bound). Returns an unsubscribe function. */
   subscribe: (listener: () => void) => () => void;

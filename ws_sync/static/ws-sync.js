@@ -1234,7 +1234,7 @@ export class SyncedStore {
   _onPatch(ops, frame) {
     const v = this._versionOf(frame);
     if (v === null) return this._onUnversionedPatch(ops);
-    const acked = frame.ack === undefined ? undefined : this._pending.find((w) => w.id === frame.ack);
+    const acked = frame.ack === undefined ? undefined : this._pending.find((w) => w.id === frame.ack && w.ackV === undefined);
     if (acked) Object.assign(acked, { sent: true, ackV: v });
     if (this._awaitingSet) return; // a full state is on its way
     if (this._version === null || v > this._version + 1) {
