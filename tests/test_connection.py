@@ -562,3 +562,15 @@ async def test_a_frame_larger_than_the_budget_still_goes_out_alone():
     assert conn.push("x" * 100)  # an empty queue takes it
     assert await drained(conn, ws, 1) == ["x" * 100]
     assert not conn.closing
+
+
+async def test_work_done_for_a_client_delays_its_next_frames():
+    conn, ws = connection(rate=None, write_share=0.5, write_burst=0.01)
+    for i in range(2):
+        await ws.inbox.put({"type": "websocket.receive", "text": str(i)})
+    assert await conn.receive() == "0"
+    conn.charge(0.06)  # 0.05 s over its burst, at half the loop's time: 0.1 s to wait
+    loop = asyncio.get_running_loop()
+    start = loop.time()
+    assert await conn.receive() == "1"
+    assert loop.time() - start >= 0.09

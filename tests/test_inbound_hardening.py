@@ -9,6 +9,7 @@ from session_helpers import Notes, error, exchange, make_app, recv, send
 from starlette.testclient import TestClient
 
 from ws_sync import remote_action, remote_task, sync_only
+from ws_sync.connection import Connection
 from ws_sync.limits import Limits, too_deep
 
 
@@ -172,3 +173,37 @@ def test_a_state_that_is_not_json_does_not_block_the_others() -> None:
         assert frames == [
             error("_GET:BROKEN", "the state of 'BROKEN' cannot be sent now (internal error)")
         ]
+
+
+class Big:
+    @sync_only("BIG", items=...)
+    def __init__(self) -> None:
+        self.items: list[int] = list(range(20_000))
+
+
+def test_expensive_writes_slow_their_sender_down(monkeypatch: Any) -> None:
+    """A `move` re-validates the whole list: costly whatever the frame's size.
+    The sender's writes get at most `write_share` of the server's time."""
+    charged: list[float] = []
+    charge = Connection.charge
+
+    def record(self: Connection, seconds: float) -> None:
+        charged.append(seconds)
+        charge(self, seconds)
+
+    monkeypatch.setattr(Connection, "charge", record)
+    share, burst = 0.2, 0.01
+    app, sessions = make_app(Big, limits=Limits(write_share=share, write_burst=burst))
+    with TestClient(app) as tc, tc.websocket_connect("/ws") as ws:
+        recv(ws)
+        move = [{"op": "move", "from": "/items/0", "path": "/items/1"}]
+        start = time.perf_counter()
+        for _ in range(6):
+            send(ws, "_PATCH:BIG", move)
+        frames = exchange(ws, "_GET:BIG")
+        elapsed = time.perf_counter() - start
+    assert frames[-1]["type"] == "_SET:BIG"
+    assert sessions.last().objects["BIG"].items[:3] == [0, 1, 2]  # six swaps
+    assert len(charged) == 6
+    # the _GET was read only once the writes' work fitted in `share` of the time
+    assert elapsed >= 0.9 * (sum(charged) - burst) / share

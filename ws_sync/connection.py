@@ -125,6 +125,7 @@ class Connection:
         self._held: deque[Frame] = deque()
         self._bucket = TokenBucket(self.limits.rate, self.limits.burst)
         self._shared = shared  # the budget of every connection from this address
+        self._work = TokenBucket(self.limits.write_share, self.limits.write_burst)
         self._throttled_since: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: int | None = None
@@ -459,12 +460,17 @@ class Connection:
             raise FrameRejected(f"frame larger than {self.limits.max_frame_size}: dropped", frame)
         return frame
 
+    def charge(self, seconds: float) -> None:
+        """Count `seconds` of work done for this client against
+        `Limits.write_share`; the next frames wait for what it owes."""
+        self._work.reserve(seconds)
+
     async def _throttle(self) -> None:
         """Backpressure for a client over its rate: hold this frame until it
         is due and read nothing meanwhile, so the sender's TCP window fills
         and it slows down; no frame is dropped. A client that keeps the limit
         saturated for `Limits.throttle_timeout` is closed with 1008."""
-        delay = self._bucket.reserve()
+        delay = max(self._bucket.reserve(), self._work.reserve(0.0))
         if self._shared is not None:
             delay = max(delay, self._shared.reserve())
         if delay <= 0:

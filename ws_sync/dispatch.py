@@ -11,6 +11,7 @@ to it, so a client never waits forever for an answer.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -170,6 +171,7 @@ class Dispatcher:
         """`_SET` / `_PATCH`: all or nothing; on rejection the client gets the
         error, then the full state to put its copy back in step."""
         apply = sync.handle_client_set if event.startswith("_SET") else sync.handle_client_patch
+        start = time.perf_counter()
         try:
             apply(data, self.session)
         except ClientWriteError as e:
@@ -178,6 +180,8 @@ class Dispatcher:
         except Exception as e:
             self._failed(event, e, f"{sync.key}: client write")
             self._resend(event, sync)
+        finally:
+            self.conn.charge(time.perf_counter() - start)
 
     def _method(self, event: str, kind: Kind, sync: Sync, data: Any) -> RemoteMethod | None:
         """The exposed method named by ``data["type"]``, or an `_ERROR` and None."""

@@ -3,10 +3,34 @@
 A WebSocket is an open door into the process. Each limit here bounds one way a
 client (hostile or merely slow) could take memory or time from the others:
 
-- inbound: frame size, JSON nesting depth, event rate (token bucket);
+- inbound: frame size, JSON nesting depth, frame rate per connection and
+  per client address, and the time a connection's writes take (token
+  buckets that delay reading, never drop a frame);
 - outbound: a bounded queue per connection and a timeout per frame, so a
   client that stops reading is disconnected instead of growing the queue or
   stalling the syncs of other clients.
+
+Worst-case cost of one inbound frame of n characters, step by step (the
+loop is held for each step; nothing here is quadratic):
+
+=================  =========================================================
+size check         O(1): the server already holds the frame.
+depth check        O(n), in C (`too_deep`: regex passes and a bytes
+                   translate); about 20 ms for a hostile 1 MiB frame.
+parse              O(n), in Rust (pydantic_core); it refuses depth > 200
+                   itself.
+validation         `_SET`: O(n) to walk, validate and compare the values.
+                   Action/task params: O(n), pydantic.
+patch apply        `_PATCH` in place: O(n + path tokens), plus list shifts
+                   (ops x list length). ``move``/``copy`` or ops that build
+                   on each other: O(n + size of the touched attributes +
+                   `max_copy_nodes`): a small frame may re-validate a big
+                   attribute, which is why `write_share` bounds the time one
+                   connection's writes take.
+=================  =========================================================
+
+Above these, `max_frame_size` bounds n, `rate` the frames per second, and
+`write_share` the share of the loop that one connection's writes can use.
 
 The ASGI server has its own cap on frame size (uvicorn's ``ws_max_size``,
 16 MiB by default) that applies before a frame reaches us; keep it at or above
@@ -44,6 +68,14 @@ class Limits:
     address together, so that opening more connections buys no more."""
     address_burst: int = 2000
     """Frames all connections of one address may send at once."""
+    write_share: float | None = 0.25
+    """Share of the server's time that applying one connection's `_SET` and
+    `_PATCH` writes may take on average. A write's cost follows the attributes
+    it touches, not only the frame (a ``move`` in a 20k-item list re-validates
+    the list); past its share the connection's next frames wait, as above."""
+    write_burst: float = 0.5
+    """Seconds of write work a connection may use at once before `write_share`
+    applies."""
     throttle_timeout: float | None = 30.0
     """Seconds a connection may keep the rate limits saturated without a
     pause before it counts as abuse and is closed with 1008."""
@@ -73,13 +105,14 @@ class Limits:
 
 
 class TokenBucket:
-    """`rate` tokens per second, at most `burst` saved up; one per frame."""
+    """`rate` tokens per second, at most `burst` saved up: one per frame, or
+    one per second of work."""
 
     __slots__ = ("burst", "rate", "stamp", "tokens")
 
-    def __init__(self, rate: float | None, burst: int) -> None:
+    def __init__(self, rate: float | None, burst: float) -> None:
         self.rate = rate
-        self.burst = float(max(burst, 1))
+        self.burst = float(burst)
         self.tokens = self.burst
         self.stamp = time.monotonic()
 
@@ -99,14 +132,14 @@ class TokenBucket:
             return True
         return False
 
-    def reserve(self) -> float:
-        """Take one token, owing it if there is none: the seconds until it is
-        due (0 if it was there). Callers that wait that long before taking
-        the next one get exactly `rate`, and nobody is refused."""
+    def reserve(self, cost: float = 1.0) -> float:
+        """Take `cost` tokens, owing what is missing: the seconds until they
+        are due (0 if they were there). Callers that wait that long before
+        taking more get exactly `rate`, and nobody is refused."""
         if self.rate is None:
             return 0.0
         self._refill()
-        self.tokens -= 1.0
+        self.tokens -= cost
         if self.tokens >= 0.0:
             return 0.0
         return -self.tokens / self.rate if self.rate > 0 else float("inf")
