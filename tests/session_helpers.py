@@ -118,11 +118,24 @@ class Counter:
 # TestClient helpers
 
 
-def recv(ws: WebSocketTestSession, timeout: float = 5.0) -> dict[str, Any]:
-    """The next frame as JSON; fails instead of hanging when none comes."""
+VERSION_FIELDS = ("v", "epoch")
+"""Protocol 2's fields on `_SET`/`_PATCH`: every client gets them, protocol-1
+clients ignore them, and so do the tests of protocol-1 behaviour."""
+
+
+def recv(ws: WebSocketTestSession, timeout: float = 5.0, versions: bool = False) -> dict[str, Any]:
+    """The next frame as JSON (without its version fields unless `versions`);
+    fails instead of hanging when none comes."""
     message = _receive(ws, timeout)
     ws._raise_on_close(message)
-    return json.loads(message["text"])
+    frame = json.loads(message["text"])
+    return frame if versions else unversioned(frame)
+
+
+def unversioned(frame: dict[str, Any]) -> dict[str, Any]:
+    for field in VERSION_FIELDS:
+        frame.pop(field, None)
+    return frame
 
 
 def recv_raw(ws: WebSocketTestSession, timeout: float = 5.0) -> dict[str, Any]:

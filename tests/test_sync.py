@@ -132,10 +132,11 @@ async def test_sync_while_disconnected_sends_nothing_and_loses_nothing() -> None
     await n.sync()
     assert session.frames == []
     session.is_connected = True
-    assert (
-        n.sync.set_frame()
-        == '{"type":"_SET:NOTES","data":{"title":"My Notes","notes":["offline"],"total_length":7}}'
-    )
+    epoch = n.sync.log.epoch
+    assert n.sync.set_frame() == (
+        '{"type":"_SET:NOTES","data":{"title":"My Notes","notes":["offline"],"total_length":7},'
+        f'"v":1,"epoch":"{epoch}"}}'
+    )  # the change while away was committed (version 1): the _SET has it
 
 
 def test_set_frame_flushes_pending_changes_to_existing_subscribers() -> None:

@@ -27,6 +27,8 @@ from typing import Any
 from starlette.websockets import WebSocket, WebSocketState
 
 from . import wire
+from .hello import REPLY as HELLO_REPLY
+from .hello import Held
 from .limits import Limits, TokenBucket
 
 logger = logging.getLogger("ws_sync")
@@ -134,6 +136,10 @@ class Connection:
         # True while `push` may send at once: started, accepted, not closing,
         # nothing queued and no send pending.
         self._idle = False
+        self.protocol = 1
+        """2 once the client's `_HELLO` was answered (`ws_sync.hello`)."""
+        self.versions: Held = {}
+        """What that `_HELLO` said the client holds: resume from there."""
         # A send that suspended in `push`, not yet taken over by the writer.
         self._inflight: tuple[Coroutine[Any, Any, Any], Any] | None = None
         ws.scope[_SCOPE_KEY] = self
@@ -169,6 +175,12 @@ class Connection:
             and not self.closing
             and self.ws.application_state == WebSocketState.CONNECTED
         )
+
+    def greet(self, held: Held) -> None:
+        """Answer a `_HELLO`: protocol 2 from now on, resuming from `held`."""
+        self.protocol = wire.PROTOCOL
+        self.versions = held
+        self.push(HELLO_REPLY)
 
     def bind_reader(self) -> None:
         """Mark the current task as the one receiving, so a close can wake it."""

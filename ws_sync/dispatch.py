@@ -39,6 +39,8 @@ class Dispatcher:
         self.bin_meta: tuple[str, dict[str, Any]] | None = None
         self.call: dict[str, Any] = {}
         """``{"id": $id}`` of the frame being handled, if it has one."""
+        self.write_id: Any = None
+        """The envelope's ``$id`` of the frame being handled: a versioned write's."""
 
     def reply(self, frame: str) -> None:
         """To the connection the event came from (not a later one)."""
@@ -79,14 +81,14 @@ class Dispatcher:
             self.bin_meta = None
             self.error(wire.BIN_META, "_BIN_META was not followed by a binary frame")
         try:
-            event, data = parse(raw, self.conn.limits.max_depth)
+            event, data, envelope = parse(raw, self.conn.limits.max_depth)
         except ProtocolError as e:
             self.unreadable(raw, e.event, e.message, e.errors)
             return
         if event == wire.BIN_META:
             self._bin_meta(data)
             return
-        await self.event(event, data)
+        await self.event(event, data, envelope)
 
     def _bin_meta(self, data: Any) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
@@ -112,14 +114,24 @@ class Dispatcher:
     # ------------------------------------------------------------------ #
     # events
 
-    async def event(self, event: str, data: Any) -> None:
-        self.call = {"id": data["$id"]} if isinstance(data, dict) and "$id" in data else {}
+    async def event(self, event: str, data: Any, envelope: dict[str, Any] | None = None) -> None:
+        """Handle one event. Its ``$id`` is the envelope's (a versioned write's)
+        or, for an action, the one in its data."""
+        if envelope is not None and "$id" in envelope:
+            self.call = {"id": envelope["$id"]}
+            self.write_id = envelope["$id"]
+        elif isinstance(data, dict) and "$id" in data:
+            self.call = {"id": data["$id"]}
         try:
             await self._route(event, data)
         finally:
             self.call = {}
+            self.write_id = None
 
     async def _route(self, event: str, data: Any) -> None:
+        if event == wire.HELLO:
+            self.conn.greet({})  # after the state went out: nothing to resume
+            return
         handler = self.session.event_handlers.get(event)
         if handler is not None:
             await self._custom(event, handler, data)
@@ -173,7 +185,7 @@ class Dispatcher:
         apply = sync.handle_client_set if event.startswith("_SET") else sync.handle_client_patch
         start = time.perf_counter()
         try:
-            apply(data, self.session)
+            apply(data, self.session, self.write_id)
         except ClientWriteError as e:
             self.error(event, e.message, e.errors)
             self._resend(event, sync)

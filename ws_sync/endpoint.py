@@ -53,11 +53,12 @@ from starlette.websockets import WebSocket
 from . import wire
 from .address import TrustedProxies, client_address
 from .connection import CLOSE_POLICY, CLOSE_TOO_SLOW, Connection
+from .hello import wants_versions
 from .hosts import host_allowed, host_patterns
 from .limits import AddressBuckets, Limits
 from .origin import origin_allowed
 from .protocol import INVALID, error_frame
-from .registry import HandshakeError, RegistryFull, SessionRegistry, handshake, reject
+from .registry import HandshakeError, RegistryFull, SessionRegistry, opening, reject
 from .session import Session
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -133,7 +134,14 @@ def sync_endpoint(
     async def serve(conn: Connection, address: str) -> None:
         await conn.accept()
         conn.start()
+        versioned = wants_versions(conn.ws)
         if registry is None:
+            if versioned:
+                try:
+                    await opening(conn, ids=False, hello=True)
+                except HandshakeError as e:
+                    await reject(conn, str(e))
+                    return
             try:
                 session = await create()
             except FactoryError:
@@ -148,7 +156,8 @@ def sync_endpoint(
                 await asyncio.shield(_background(closing))
             return
         try:
-            ids = await handshake(conn)
+            ids = await opening(conn, ids=True, hello=versioned)
+            assert ids is not None
             session = await registry.open(ids, create, address)
         except HandshakeError as e:
             await reject(conn, str(e))

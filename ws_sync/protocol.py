@@ -31,9 +31,11 @@ class ProtocolError(Exception):
         self.errors = errors or []
 
 
-def parse(text: str, max_depth: int) -> tuple[str, Any]:
-    """(type, data) of one text frame. Depth is checked before parsing, so a
-    deeply nested payload never reaches the parser."""
+def parse(text: str, max_depth: int) -> tuple[str, Any, dict[str, Any]]:
+    """(type, data, the whole envelope) of one text frame. Depth is checked
+    before parsing, so a deeply nested payload never reaches the parser. The
+    envelope has the fields beside type and data (a write's ``"$id"`` and
+    ``"v"``)."""
     if too_deep(text, max_depth):
         raise ProtocolError(INVALID, f"JSON nested deeper than {max_depth} levels")
     try:
@@ -45,12 +47,13 @@ def parse(text: str, max_depth: int) -> tuple[str, Any]:
     event = message.get("type")
     if not isinstance(event, str):
         raise ProtocolError(INVALID, "frame has no string 'type'")
-    return event, message.get("data")
+    return event, message.get("data"), message
 
 
-# Where the bundled client writes them: the type first, `$id` last in `data`.
+# Where the bundled client writes them: the type first, `$id` last (in `data`
+# for an action, in the envelope for a write).
 _HEAD_TYPE = re.compile(r'\{\s*"type"\s*:\s*"([A-Za-z0-9_]{1,64}:[^"\\]{0,256})"')
-_TAIL_ID = re.compile(r'"\$id"\s*:\s*(-?\d{1,16}|"[^"\\]{0,128}")\s*\}\s*\}\s*$')
+_TAIL_ID = re.compile(r'"\$id"\s*:\s*(-?\d{1,16}|"[^"\\]{0,128}")\s*\}\s*\}?\s*$')
 _PEEK = 512
 
 

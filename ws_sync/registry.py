@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket
 
 from . import wire
 from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection, Frame, FrameRejected
+from .hello import held_versions
 from .protocol import ProtocolError, error_frame, parse
 from .session import Session
 
@@ -57,34 +58,57 @@ def valid_id(value: Any) -> TypeGuard[str]:
 async def handshake(conn: Connection, timeout: float | None = None) -> Ids:
     """Ask for the client's (user, session) ids. Frames that arrive first are
     put back to be handled after the session is found. Raises `HandshakeError`."""
+    ids = await opening(conn, timeout, ids=True)
+    assert ids is not None
+    return ids
+
+
+async def opening(
+    conn: Connection, timeout: float | None = None, *, ids: bool = True, hello: bool = False
+) -> Ids | None:
+    """The opening exchange: the user-session ids (`ids`) and the protocol-2
+    `_HELLO` (`hello`), answered at once, in whichever order they come.
+    Other frames are put back, to be handled once the session is there."""
     conn.start()
-    conn.push(wire.encode(wire.REQUEST_USER_SESSION))
+    if ids:
+        conn.push(wire.encode(wire.REQUEST_USER_SESSION))
+    found: Ids | None = None
     early: list[Frame] = []
     try:
         async with asyncio.timeout(
             timeout if timeout is not None else conn.limits.handshake_timeout
         ):
-            while True:
+            while (ids and found is None) or (hello and conn.protocol < wire.PROTOCOL):
                 try:
                     frame = await conn.receive()
                 except FrameRejected as e:
                     raise HandshakeError(e.message) from None
                 if frame is None:
                     raise HandshakeError("the client left during the handshake")
-                if isinstance(frame, str):
-                    try:
-                        event, data = parse(frame, conn.limits.max_depth)
-                    except ProtocolError:
-                        event, data = "", None
-                    if event == wire.USER_SESSION:
-                        ids = _ids(data)
-                        conn.unread(early)
-                        return ids
-                early.append(frame)
-                if len(early) > MAX_EARLY_FRAMES:
-                    raise HandshakeError("too many frames before _USER_SESSION")
+                event, data = _event(conn, frame)
+                if event == wire.USER_SESSION and ids and found is None:
+                    found = _ids(data)
+                elif event == wire.HELLO and hello and conn.protocol < wire.PROTOCOL:
+                    conn.greet(held_versions(data))
+                else:
+                    early.append(frame)
+                    if len(early) > MAX_EARLY_FRAMES:
+                        raise HandshakeError("too many frames before _USER_SESSION")
     except TimeoutError:
-        raise HandshakeError("no _USER_SESSION in time") from None
+        missing = "_USER_SESSION" if ids and found is None else "_HELLO"
+        raise HandshakeError(f"no {missing} in time") from None
+    conn.unread(early)
+    return found
+
+
+def _event(conn: Connection, frame: Frame) -> tuple[str, Any]:
+    if not isinstance(frame, str):
+        return "", None
+    try:
+        event, data, _ = parse(frame, conn.limits.max_depth)
+    except ProtocolError:
+        return "", None
+    return event, data
 
 
 def _ids(data: Any) -> Ids:

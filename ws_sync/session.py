@@ -145,6 +145,18 @@ class Session:
             self.logger.exception("%s: state not sent", sync.key)
             return None
 
+    def _initial(self, sync: Sync, conn: Connection) -> list[str]:
+        """What a new connection gets of `sync`: the whole state, or, for a
+        versioned client that holds an older version, the commits it missed."""
+        if conn.protocol < wire.PROTOCOL:
+            frame = self.state_frame(sync)
+            return [] if frame is None else [frame]
+        try:
+            return sync.resume_frames(conn.versions.get(sync.key))
+        except NonJSONValue:
+            self.logger.exception("%s: state not sent", sync.key)
+            return []
+
     def flush_pending(self) -> None:
         """Send what a handler changed but did not sync (it raised first, or
         forgot). Objects throttled by ``sync(if_since_last=...)`` keep their
@@ -246,10 +258,10 @@ class Session:
                 await self._hook("on_disconnect")
             # Made while not connected: changes pending from before go to the
             # other subscribers only; this client gets them inside the _SET.
-            frames = [self.state_frame(s) for s in list(self.syncs.values()) if s.send_on_init]
+            frames = [self._initial(s, conn) for s in list(self.syncs.values()) if s.send_on_init]
             self._conn = conn
-            for frame in frames:
-                if frame is not None:
+            for batch in frames:
+                for frame in batch:
                     conn.push(frame)
             await self._hook("on_connect")
 

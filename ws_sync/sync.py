@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from . import descriptors, patch, wire
 from .changelog import MISSING
+from .commit import HISTORY_CHARS, HISTORY_COMMITS, CommitLog
 from .context import session_context
 from .naming import camel as to_camel
 from .serialize import NOT_FINITE, attribute_json, dump
@@ -75,6 +76,8 @@ class Sync:
         read_only: Any = (),
         logger: logging.Logger | None = None,
         session: Any = None,
+        history_commits: int = HISTORY_COMMITS,
+        history_chars: int = HISTORY_CHARS,
     ) -> None:
         scope = _key_scope.get()
         base_key = key or type(obj).__name__
@@ -91,6 +94,8 @@ class Sync:
         self.closed = False
         self._last_sync = 0.0
         self._stale = False  # a patch was consumed but could not be sent
+        self.log = CommitLog(history_commits, history_chars)
+        """Version, epoch and recent commits (`ws_sync.commit`)."""
         self._trailing: asyncio.TimerHandle | None = None
 
         selection = select_attributes(obj, sync_all, include, exclude)
@@ -278,37 +283,61 @@ class Sync:
 
     @locked
     def flush(self, exclude: Any = None) -> list[dict[str, Any]]:
-        """Send pending changes now; returns the ops. Nothing is sent (and
-        nothing is lost) while no session is connected: they start with `_SET`."""
+        """Commit and send pending changes now; returns the ops. While no
+        session is connected nothing is sent and nothing is lost: the commit
+        waits in the history, or a `_SET` carries it."""
         ops = self._collect()
         if ops or self._stale:
-            targets = [s for s in self.sessions if s is not exclude and s.is_connected]
-            if targets:
-                frame = self._frame(ops)
-                for s in targets:
-                    s.send_frame(frame)
+            self.publish(self._commit(ops), exclude)
         self._last_sync = time.monotonic()
         return ops
 
-    def _frame(self, ops: list[dict[str, Any]]) -> str:
-        """The `_PATCH` of `ops`, or, after a patch that could not be sent, the
-        whole state: that patch's changes are consumed, only `_SET` has them."""
+    def _commit(self, ops: list[dict[str, Any]], **fields: Any) -> str:
+        """The next version: its `_PATCH` frame, recorded in the history. After a
+        patch that could not be sent, the whole state instead: that patch's
+        changes are consumed, only `_SET` has them."""
+        log = self.log
         if self._stale:
-            frame = wire.encode(wire.set_event(self.key), self.state())
+            frame = self._set_frame(log.version + 1)  # still not JSON: still stale
+            log.restart()
             self._stale = False
             return frame
         try:
-            return wire.encode(self._patch_event, ops)
+            frame = wire.encode_with(self._patch_event, ops, v=log.version + 1, **fields)
         except wire.NonJSONValue as e:
             self._stale = True  # nobody gets this batch: the next frame is a _SET
             raise _named(self.key, e, ops) from None
+        log.append(frame)
+        return frame
+
+    def publish(self, frame: str, exclude: Any = None) -> None:
+        """One frame to every connected subscriber (but `exclude`)."""
+        for s in self.sessions:
+            if s is not exclude and s.is_connected:
+                s.send_frame(frame)
+
+    def _set_frame(self, version: int | None = None) -> str:
+        log = self.log
+        v = log.version if version is None else version
+        return wire.encode_with(wire.set_event(self.key), self.state(), v=v, epoch=log.epoch)
 
     @locked
     def set_frame(self) -> str:
         """`_SET` for one subscriber. Pending changes go to the others first, or
         they would reach this one twice."""
         self.flush()
-        return wire.encode(wire.set_event(self.key), self.state())
+        return self._set_frame()
+
+    @locked
+    def resume_frames(self, held: tuple[str, int] | None) -> list[str]:
+        """What a client holding version ``held = (epoch, v)`` needs: the
+        frames it missed, or a `_SET` if the history no longer has them."""
+        self.flush()
+        if held is not None:
+            missed = self.log.since(*held)
+            if missed is not None:
+                return missed
+        return [self._set_frame()]
 
     async def sync(
         self,
@@ -376,11 +405,8 @@ class Sync:
         detach(self.node, self.root, "", False)
 
     def _broadcast(self, event: str, data: Any) -> None:
-        targets = [s for s in self.sessions if s.is_connected]
-        if targets:
-            frame = wire.encode(event, data)
-            for s in targets:
-                s.send_frame(frame)
+        if any(s.is_connected for s in self.sessions):
+            self.publish(wire.encode(event, data))
 
     async def toast(
         self, *messages: Any, type: ToastType = "default", logger: logging.Logger | None = None
@@ -413,35 +439,39 @@ class Sync:
     # ------------------------------------------------------------------ #
     # writes from a client (see `validation`)
 
-    def handle_client_set(self, data: Any, sender: Any = None) -> None:
+    def handle_client_set(self, data: Any, sender: Any = None, write_id: Any = None) -> None:
         from .validation import apply_set
 
-        self._client_write(apply_set, data, sender)
+        self._client_write(apply_set, data, sender, write_id)
 
-    def handle_client_patch(self, ops: Any, sender: Any = None) -> None:
+    def handle_client_patch(self, ops: Any, sender: Any = None, write_id: Any = None) -> None:
         from .validation import apply_patch
 
-        self._client_write(apply_patch, ops, sender)
+        self._client_write(apply_patch, ops, sender, write_id)
 
     @locked
-    def _client_write(self, apply: Any, data: Any, sender: Any) -> None:
-        """All or nothing; the change goes to the other subscribers, and back to
-        the sender only where validation changed what it sent."""
+    def _client_write(self, apply: Any, data: Any, sender: Any, write_id: Any = None) -> None:
+        """All or nothing, then one commit that every subscriber gets. A write
+        with an id (a versioned client's) is a commit even if it changed
+        nothing, and the sender's copy is tagged ``"ack"``: the ops as applied.
+        Without an id, the sender gets back only what validation changed."""
         self.flush()
         limits = getattr(sender, "limits", None)
         echo_free = apply(self, data, limits)  # raises ClientWriteError, changing nothing
         ops = self.collect()
-        if not ops:
+        if not ops and write_id is None:
             return
-        others = [s for s in self.sessions if s is not sender and s.is_connected]
-        if others:
-            frame = self._frame(ops)  # a patch: the flush above sent any _SET due
-            for s in others:
-                s.send_frame(frame)
-        if sender is not None and sender.is_connected:
-            back = [op for op in ops if not _is_echo(op, echo_free)]
-            if back:
-                sender.send_frame(self._frame(back))
+        frame = self._commit(ops)  # a patch: the flush above sent any _SET due
+        self.publish(frame, exclude=sender)
+        if sender is None or not sender.is_connected:
+            return
+        version = self.log.version
+        if write_id is not None:
+            sender.send_frame(wire.encode_with(self._patch_event, ops, v=version, ack=write_id))
+            return
+        back = [op for op in ops if not _is_echo(op, echo_free)]
+        if back:
+            sender.send_frame(wire.encode_with(self._patch_event, back, v=version))
 
     def __repr__(self) -> str:
         return f"<Sync {self.key!r} {sorted(self.attributes.values())}>"

@@ -1,4 +1,4 @@
-"""Envelope encoding and event names of the wire protocol (see PROTOCOL.md)."""
+"""Envelope encoding and event names of the wire protocol (see docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -22,7 +22,16 @@ class NonJSONValue(ValueError):
 def encode(event: str, data: Any = None) -> str:
     """One text frame. Raw values (models, tracked containers) serialize here,
     once. Raises `NonJSONValue` rather than write NaN or Infinity."""
-    out = to_json({"type": event, "data": data}, by_alias=True, fallback=fallback).decode()
+    return _encode({"type": event, "data": data}, event)
+
+
+def encode_with(event: str, data: Any, **fields: Any) -> str:
+    """A frame with top-level fields beside type and data (``"v"``, ``"ack"``)."""
+    return _encode({"type": event, "data": data, **fields}, event)
+
+
+def _encode(envelope: dict[str, Any], event: str) -> str:
+    out = to_json(envelope, by_alias=True, fallback=fallback).decode()
     # a letter is found at memchr speed, a word is not: the word is looked for
     # only where its first letter occurs at all, the frame parsed only on a hit
     if ("N" in out and "NaN" in out) or ("I" in out and "Infinity" in out):
@@ -83,3 +92,8 @@ DISCONNECT = "_DISCONNECT"
 ERROR = "_ERROR"
 REQUEST_USER_SESSION = "_REQUEST_USER_SESSION"
 USER_SESSION = "_USER_SESSION"
+HELLO = "_HELLO"
+
+PROTOCOL = 2
+"""The newest protocol this server speaks: 2 adds versions, acks and resume.
+A client asks for it with ``?ws_sync=2`` on the URL and a `_HELLO` frame."""
