@@ -404,7 +404,8 @@ class Sync:
         self.root._ws_dirty = None
         detach(self.node, self.root, "", False)
 
-    def _broadcast(self, event: str, data: Any) -> None:
+    def broadcast(self, event: str, data: Any) -> None:
+        """An event for every connected subscriber, encoded once."""
         if any(s.is_connected for s in self.sessions):
             self.publish(wire.encode(event, data))
 
@@ -416,17 +417,17 @@ class Sync:
         log = logger or self.logger
         level = {"warning": logging.WARNING, "error": logging.ERROR}.get(type, logging.DEBUG)
         log.log(level, text)
-        self._broadcast(wire.TOAST, {"type": type, "message": text})
+        self.broadcast(wire.TOAST, {"type": type, "message": text})
         return text
 
     async def download(self, filename: str, data: bytes) -> None:
-        self._broadcast(
+        self.broadcast(
             wire.DOWNLOAD, {"filename": filename, "data": base64.b64encode(data).decode()}
         )
 
     async def send_action(self, action: dict[str, Any]) -> None:
         """Ask the client to run its handler for ``action["type"]``."""
-        self._broadcast(wire.action_event(self.key), action)
+        self.broadcast(wire.action_event(self.key), action)
 
     async def send_binary(self, metadata: dict[str, Any], data: bytes) -> None:
         meta = wire.encode(

@@ -54,11 +54,11 @@ class TaskRun:
         try:
             if inspect.isasyncgenfunction(func):
                 async for value in func(*args, **kwargs):
-                    self._broadcast(progress, {"type": self.key, "value": value})
+                    self.sync.broadcast(progress, {"type": self.key, "value": value})
             elif inspect.isgeneratorfunction(func):
                 with offloaded():
                     async for value in iterate_in_threadpool(func(*args, **kwargs)):
-                        self._broadcast(progress, {"type": self.key, "value": value})
+                        self.sync.broadcast(progress, {"type": self.key, "value": value})
             else:
                 result = await invoke(func, *args, **kwargs)
             if self.cancel_requested:
@@ -89,18 +89,11 @@ class TaskRun:
         elif error is not None:
             done.update(error)
         try:
-            self._broadcast(wire.task_done_event(self.sync.key), done)
+            self.sync.broadcast(wire.task_done_event(self.sync.key), done)
         except wire.NonJSONValue as e:  # the result: the task failed after all
             f = failure(e, self.session.expose_errors, f"{self.sync.key}: task {self.key!r}")
             failed = {"type": self.key, "status": "failed", "error": f.message, **f.extra}
-            self._broadcast(wire.task_done_event(self.sync.key), failed)
-
-    def _broadcast(self, event: str, data: Any) -> None:
-        targets = [s for s in self.sync.sessions if s.is_connected]
-        if targets:
-            frame = wire.encode(event, data)
-            for s in targets:
-                s.send_frame(frame)
+            self.sync.broadcast(wire.task_done_event(self.sync.key), failed)
 
 
 _running: weakref.WeakKeyDictionary[Sync, dict[str, TaskRun]] = weakref.WeakKeyDictionary()
