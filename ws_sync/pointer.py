@@ -40,3 +40,8 @@ def split(path: str) -> list[str]:
 
 def join(prefix: str, token: object) -> str:
     return f"{prefix}/{escape(token)}"
+
+
+def compose(tokens: list[str]) -> str:
+    """The pointer of these tokens."""
+    return "".join(f"/{escape(t)}" for t in tokens)
