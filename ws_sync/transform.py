@@ -39,17 +39,22 @@ def transform(ops: list[Op], committed: list[Op], is_list: IsList) -> tuple[list
     out: list[Op] = []
     dropped: list[int] = []
     for i, op in enumerate(ops):
-        moved: Op | None = op
-        for step in steps:
-            moved = past(moved, step, is_list)
-            if moved is None:
-                break
+        moved = _past_all(op, steps, is_list)
         if moved is None:
             dropped.append(i)
             continue
         out.append(moved)
         steps = [s for step in steps if (s := past(step, moved, is_list)) is not None]
     return out, dropped
+
+
+def _past_all(op: Op, steps: list[Op], is_list: IsList) -> Op | None:
+    moved: Op | None = op
+    for step in steps:
+        if moved is None:
+            return None
+        moved = past(moved, step, is_list)
+    return moved
 
 
 def past(op: Op, first: Op, is_list: IsList) -> Op | None:
