@@ -41,6 +41,8 @@ class Dispatcher:
         """``{"id": $id}`` of the frame being handled, if it has one."""
         self.write_id: Any = None
         """The envelope's ``$id`` of the frame being handled: a versioned write's."""
+        self.base: tuple[str, int] | None = None
+        """The (epoch, version) that write was made on."""
 
     def reply(self, frame: str) -> None:
         """To the connection the event came from (not a later one)."""
@@ -120,6 +122,9 @@ class Dispatcher:
         if envelope is not None and "$id" in envelope:
             self.call = {"id": envelope["$id"]}
             self.write_id = envelope["$id"]
+            epoch, version = envelope.get("epoch"), envelope.get("v")
+            if isinstance(epoch, str) and type(version) is int:
+                self.base = (epoch, version)
         elif isinstance(data, dict) and "$id" in data:
             self.call = {"id": data["$id"]}
         try:
@@ -127,6 +132,7 @@ class Dispatcher:
         finally:
             self.call = {}
             self.write_id = None
+            self.base = None
 
     async def _route(self, event: str, data: Any) -> None:
         if event == wire.HELLO:
@@ -185,7 +191,7 @@ class Dispatcher:
         apply = sync.handle_client_set if event.startswith("_SET") else sync.handle_client_patch
         start = time.perf_counter()
         try:
-            apply(data, self.session, self.write_id)
+            apply(data, self.session, self.write_id, self.base)
         except ClientWriteError as e:
             self.error(event, e.message, e.errors)
             self._resend(event, sync)

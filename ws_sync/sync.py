@@ -16,6 +16,7 @@ from types import EllipsisType
 from typing import Any, Literal
 
 from pydantic import BaseModel
+from pydantic_core import from_json
 
 from . import descriptors, patch, wire
 from .changelog import MISSING
@@ -25,6 +26,7 @@ from .naming import camel as to_camel
 from .serialize import NOT_FINITE, attribute_json, dump
 from .threads import locked
 from .tracking import NODE, ObjNode, attach, detach, track_model
+from .transform import transform
 
 ToastType = Literal["default", "message", "info", "success", "warning", "error"]
 Include = dict[str, str | EllipsisType] | list[str] | tuple[str, ...] | None
@@ -440,39 +442,81 @@ class Sync:
     # ------------------------------------------------------------------ #
     # writes from a client (see `validation`)
 
-    def handle_client_set(self, data: Any, sender: Any = None, write_id: Any = None) -> None:
+    def handle_client_set(
+        self, data: Any, sender: Any = None, write_id: Any = None, base: Base | None = None
+    ) -> None:
         from .validation import apply_set
 
         self._client_write(apply_set, data, sender, write_id)
 
-    def handle_client_patch(self, ops: Any, sender: Any = None, write_id: Any = None) -> None:
+    def handle_client_patch(
+        self, ops: Any, sender: Any = None, write_id: Any = None, base: Base | None = None
+    ) -> None:
+        """A client's JSON Patch. With `base`, the (epoch, version) it was made
+        on, it is first transformed past the commits since (`ws_sync.transform`)."""
         from .validation import apply_patch
 
-        self._client_write(apply_patch, ops, sender, write_id)
+        self._client_write(apply_patch, ops, sender, write_id, base)
 
     @locked
-    def _client_write(self, apply: Any, data: Any, sender: Any, write_id: Any = None) -> None:
+    def _client_write(
+        self, apply: Any, data: Any, sender: Any, write_id: Any = None, base: Base | None = None
+    ) -> None:
         """All or nothing, then one commit that every subscriber gets. A write
         with an id (a versioned client's) is a commit even if it changed
-        nothing, and the sender's copy is tagged ``"ack"``: the ops as applied.
+        nothing, tagged ``"ack"`` (and ``"dropped"``: the indexes of its ops
+        that the transform dropped); the sender takes it as its answer.
         Without an id, the sender gets back only what validation changed."""
         self.flush()
+        dropped: list[int] = []
+        if base is not None:
+            data, dropped = self._rebase(data, base)
         limits = getattr(sender, "limits", None)
         echo_free = apply(self, data, limits)  # raises ClientWriteError, changing nothing
         ops = self.collect()
-        if not ops and write_id is None:
-            return
-        frame = self._commit(ops)  # a patch: the flush above sent any _SET due
-        self.publish(frame, exclude=sender)
-        if sender is None or not sender.is_connected:
-            return
-        version = self.log.version
         if write_id is not None:
-            sender.send_frame(wire.encode_with(self._patch_event, ops, v=version, ack=write_id))
+            fields = {"ack": write_id, "dropped": dropped} if dropped else {"ack": write_id}
+            self.publish(self._commit(ops, **fields))
             return
+        if not ops:
+            return
+        self.publish(self._commit(ops), exclude=sender)  # the flush above sent any _SET due
         back = [op for op in ops if not _is_echo(op, echo_free)]
-        if back:
-            sender.send_frame(wire.encode_with(self._patch_event, back, v=version))
+        if back and sender is not None and sender.is_connected:
+            sender.send_frame(wire.encode_with(self._patch_event, back, v=self.log.version))
+
+    def _rebase(self, ops: Any, base: Base) -> tuple[Any, list[int]]:
+        """`ops` made on `base`, moved past the commits since. Ops that are not
+        well formed are left for validation to refuse; a base the history no
+        longer has is applied as it is (by position, as protocol 1 does)."""
+        missed = self.log.since(*base)
+        if not missed or not _well_formed(ops):
+            return ops, []
+        committed = [op for frame in missed for op in from_json(frame)["data"]]
+        if len(ops) * len(committed) > TRANSFORM_BUDGET:
+            from .validation import ClientWriteError
+
+            raise ClientWriteError(
+                "_PATCH rejected: made on a version too far behind", [{"msg": "resync"}]
+            )
+        return transform(ops, committed, self.is_list)
+
+    def is_list(self, tokens: tuple[str, ...]) -> bool:
+        """Whether the container at these wire tokens is a list now (list
+        items stand for each other: an index past the end looks at the last)."""
+        obj = self.obj
+        if obj is None or not tokens:
+            return False
+        attr = self._wire_attrs().get(tokens[0])
+        if attr is None:
+            return False
+        node = getattr(obj, attr, None)
+        for token in tokens[1:]:
+            node = _child(node, token)
+        return isinstance(node, list)
+
+    def _wire_attrs(self) -> dict[str, str]:
+        return {w: attr for attr, w in self.attributes.items()}
 
     def __repr__(self) -> str:
         return f"<Sync {self.key!r} {sorted(self.attributes.values())}>"
@@ -493,6 +537,39 @@ def only_options(attributes: dict[str, Any]) -> dict[str, Any]:
     options = {_ONLY_OPTIONS[k]: v for k, v in attributes.items() if k in _ONLY_OPTIONS}
     options["include"] = {k: v for k, v in attributes.items() if k not in _ONLY_OPTIONS}
     return options
+
+
+Base = tuple[str, int]
+"""(epoch, version) a client write was made on."""
+
+TRANSFORM_BUDGET = 1_000_000
+"""Ops x committed ops one write may be transformed across; past it the write
+is refused (the client resyncs) rather than hold the loop."""
+
+
+def _well_formed(ops: Any) -> bool:
+    return isinstance(ops, list) and all(
+        isinstance(op, dict)
+        and isinstance(op.get("path"), str)
+        and isinstance(op.get("from", ""), str)
+        and op.get("op") in ("add", "remove", "replace", "move", "copy", "test")
+        for op in ops
+    )
+
+
+def _child(node: Any, token: str) -> Any:
+    if isinstance(node, list):
+        if not node:
+            return None
+        return node[min(int(token), len(node) - 1)] if token.isdigit() else node[-1]
+    if isinstance(node, dict):
+        return node.get(token)
+    if isinstance(node, BaseModel):
+        for name, field in type(node).model_fields.items():
+            if token in (name, field.alias):
+                return getattr(node, name, None)
+        return None
+    return getattr(node, token, None) if not token.startswith("_") else None
 
 
 def _is_echo(op: dict[str, Any], echo_free: dict[str, Any]) -> bool:
