@@ -138,6 +138,9 @@ class Dispatcher:
         if event == wire.HELLO:
             self.conn.greet({})  # after the state went out: nothing to resume
             return
+        if event == wire.PING:  # a client checking that the connection is alive
+            self.reply(wire.encode(wire.PONG, data))
+            return
         handler = self.session.event_handlers.get(event)
         if handler is not None:
             await self._custom(event, handler, data)
@@ -218,7 +221,7 @@ class Dispatcher:
             self._refuse(event, sync.key, "data must be an object with a string 'type'")
             return
         method = self._method(event, "action", sync, data)
-        if method is None:
+        if method is None or self._seen():
             return
         try:
             args, kwargs = method.params(sync.camel).bind(data, self.session.limits)
@@ -242,24 +245,51 @@ class Dispatcher:
             f = self._failed(event, e, f"{key}: encoding an action result")
             self._action_failed(key, f)
             return
-        self.reply(frame)
+        self._answer(frame)
 
     def _action_failed(self, key: str, f: Failure) -> None:
-        self.reply(
+        self._answer(
             wire.encode(
                 wire.action_result_event(key), {**self.call, "ok": False, "error": f.result_error()}
             )
         )
 
+    def _seen(self) -> bool:
+        """A protocol-2 call whose id was handled before (a retry after a lost
+        connection): answered again, if it has its answer yet, never run
+        twice. Protocol-1 ids may repeat across page loads, so they are not
+        remembered."""
+        if not self.call or self.conn.protocol < wire.PROTOCOL:
+            return False
+        answer = self.session.calls.get(self.call["id"])
+        if answer is None:
+            self.session.calls.put(self.call["id"])
+            return False
+        if answer:
+            self.reply(answer)
+        return True
+
+    def _answer(self, frame: str) -> None:
+        """The answer to the call being handled: kept for a retry, and sent
+        where the call came from or, if that connection is gone meanwhile, to
+        the session's current one."""
+        if self.call and self.conn.protocol >= wire.PROTOCOL:
+            self.session.calls.put(self.call["id"], frame)
+        if self.conn.closing:
+            self.session.send_frame(frame)
+        else:
+            self.reply(frame)
+
     async def _task_start(self, event: str, sync: Sync, data: Any) -> None:
         method = self._method(event, "task", sync, data)
-        if method is None:
+        if method is None or self._seen():
             return
         try:
             args, kwargs = method.params(sync.camel).bind(data, self.session.limits)
             tasks.start(self.session, sync, method, args, kwargs)
         except Exception as e:
-            self._failed(event, e, f"{sync.key}: starting task {method.key!r}")
+            f = failure(e, self.session.expose_errors, f"{sync.key}: starting task {method.key!r}")
+            self._answer(error_frame(event, f.message, f.errors, **{**self.call, **f.extra}))
 
     async def _task_cancel(self, event: str, sync: Sync, data: Any) -> None:
         method = self._method(event, "task", sync, data)

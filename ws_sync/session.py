@@ -34,6 +34,7 @@ from .context import session_context
 from .dispatch import Dispatcher
 from .invoke import invoke
 from .limits import Limits
+from .recent import Recent
 from .sync import Sync, ToastType
 from .wire import NonJSONValue
 
@@ -92,6 +93,8 @@ class Session:
         self._lock = asyncio.Lock()
         self._kept: list[Any] = []
         self._runs: set[tasks.TaskRun] = set()
+        self.calls = Recent()
+        """Ids of protocol-2 actions and task starts handled, with their answers."""
         _live[self] = asyncio._get_running_loop()
         session_context.set(self)  # objects built next in this task belong to it
 
@@ -147,15 +150,18 @@ class Session:
 
     def _initial(self, sync: Sync, conn: Connection) -> list[str]:
         """What a new connection gets of `sync`: the whole state, or, for a
-        versioned client that holds an older version, the commits it missed."""
+        versioned client that holds an older version, the commits it missed,
+        then the last progress of its running tasks (no "idle" flash)."""
         if conn.protocol < wire.PROTOCOL:
             frame = self.state_frame(sync)
             return [] if frame is None else [frame]
         try:
-            return sync.resume_frames(conn.versions.get(sync.key))
+            frames = sync.resume_frames(conn.versions.get(sync.key))
         except NonJSONValue:
             self.logger.exception("%s: state not sent", sync.key)
-            return []
+            frames = []
+        progress = (run.progress_frame() for run in tasks.running(sync).values())
+        return frames + [frame for frame in progress if frame is not None]
 
     def flush_pending(self) -> None:
         """Send what a handler changed but did not sync (it raised first, or

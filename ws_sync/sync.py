@@ -23,6 +23,7 @@ from .changelog import MISSING
 from .commit import HISTORY_CHARS, HISTORY_COMMITS, CommitLog
 from .context import session_context
 from .naming import camel as to_camel
+from .recent import Recent
 from .serialize import NOT_FINITE, attribute_json, dump
 from .threads import locked
 from .tracking import NODE, ObjNode, attach, detach, track_model
@@ -98,6 +99,8 @@ class Sync:
         self._stale = False  # a patch was consumed but could not be sent
         self.log = CommitLog(history_commits, history_chars)
         """Version, epoch and recent commits (`ws_sync.commit`)."""
+        self.writes = Recent()
+        """Ids of committed client writes, with their versions."""
         self._trailing: asyncio.TimerHandle | None = None
 
         selection = select_attributes(obj, sync_all, include, exclude)
@@ -468,6 +471,8 @@ class Sync:
         that the transform dropped); the sender takes it as its answer.
         Without an id, the sender gets back only what validation changed."""
         self.flush()
+        if write_id is not None and self._answer_again(write_id, sender):
+            return
         dropped: list[int] = []
         if base is not None:
             data, dropped = self._rebase(data, base)
@@ -477,6 +482,7 @@ class Sync:
         if write_id is not None:
             fields = {"ack": write_id, "dropped": dropped} if dropped else {"ack": write_id}
             self.publish(self._commit(ops, **fields))
+            self.writes.put(write_id, str(self.log.version))
             return
         if not ops:
             return
@@ -484,6 +490,19 @@ class Sync:
         back = [op for op in ops if not _is_echo(op, echo_free)]
         if back and sender is not None and sender.is_connected:
             sender.send_frame(wire.encode_with(self._patch_event, back, v=self.log.version))
+
+    def _answer_again(self, write_id: Any, sender: Any) -> bool:
+        """A write resent after a lost connection, already committed: the
+        sender gets that commit again (or the whole state), nothing is applied
+        twice."""
+        committed = self.writes.get(write_id)
+        if committed is None:
+            return False
+        if sender is not None and sender.is_connected:
+            log = self.log
+            frames = log.since(log.epoch, int(committed) - 1)
+            sender.send_frame(frames[0] if frames else self._set_frame())
+        return True
 
     def _rebase(self, ops: Any, base: Base) -> tuple[Any, list[int]]:
         """`ops` made on `base`, moved past the commits since. Ops that are not

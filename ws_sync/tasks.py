@@ -44,6 +44,7 @@ class TaskRun:
         self.cancel_requested = False
         self.started = False
         self.task: asyncio.Task[None] | None = None
+        self.last_progress: dict[str, Any] | None = None
 
     async def main(self, func: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
         self.started = True
@@ -54,11 +55,11 @@ class TaskRun:
         try:
             if inspect.isasyncgenfunction(func):
                 async for value in func(*args, **kwargs):
-                    self.sync.broadcast(progress, {"type": self.key, "value": value})
+                    self._progress(progress, value)
             elif inspect.isgeneratorfunction(func):
                 with offloaded():
                     async for value in iterate_in_threadpool(func(*args, **kwargs)):
-                        self.sync.broadcast(progress, {"type": self.key, "value": value})
+                        self._progress(progress, value)
             else:
                 result = await invoke(func, *args, **kwargs)
             if self.cancel_requested:
@@ -71,6 +72,16 @@ class TaskRun:
         finally:
             self.session.flush_pending()
         self._end(status, result, error)
+
+    def _progress(self, event: str, value: Any) -> None:
+        self.last_progress = {"type": self.key, "value": value}
+        self.sync.broadcast(event, self.last_progress)
+
+    def progress_frame(self) -> str | None:
+        """The last progress again, for a client that (re)connects meanwhile."""
+        if self.last_progress is None:
+            return None
+        return wire.encode(wire.task_progress_event(self.sync.key), self.last_progress)
 
     def _never_ran(self, task: asyncio.Task[None]) -> None:
         """Done callback: a task cancelled before its first step skips `main`."""

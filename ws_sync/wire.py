@@ -93,6 +93,8 @@ ERROR = "_ERROR"
 REQUEST_USER_SESSION = "_REQUEST_USER_SESSION"
 USER_SESSION = "_USER_SESSION"
 HELLO = "_HELLO"
+PING = "_PING"
+PONG = "_PONG"
 
 PROTOCOL = 2
 """The newest protocol this server speaks: 2 adds versions, acks and resume.

@@ -1,0 +1,127 @@
+"""Protocol 2: calls retried after a lost connection run once, writes resent
+are applied once, a resumed client sees its running tasks, and `_PING`."""
+
+import asyncio
+import json
+from typing import Any
+
+from session_helpers import make_app, recv, send
+from starlette.testclient import TestClient
+
+from ws_sync import remote_action, remote_task, sync_only
+
+
+class Ledger:
+    entries: list[str]
+
+    @sync_only("LEDGER", entries=...)
+    def __init__(self) -> None:
+        self.entries = []
+        self.runs = 0
+        self.gate = asyncio.Event()
+
+    @remote_action("ADD")
+    async def add(self, entry: str) -> int:
+        self.runs += 1
+        self.entries.append(entry)
+        return len(self.entries)
+
+    @remote_task("JOB")
+    async def job(self) -> Any:
+        yield "halfway"
+        await self.gate.wait()
+
+
+def v2(ws: Any) -> dict[str, Any]:
+    return recv(ws, versions=True)
+
+
+def greet(ws: Any, versions: dict[str, Any] | None = None) -> None:
+    send(ws, "_HELLO", {"protocol": 2, "versions": versions or {}})
+    assert v2(ws)["type"] == "_REQUEST_USER_SESSION"
+    assert v2(ws)["type"] == "_HELLO"
+    send(ws, "_USER_SESSION", {"user": "u", "session": "s"})
+
+
+def opened(ws: Any, versions: dict[str, Any] | None = None) -> dict[str, Any]:
+    greet(ws, versions)
+    return v2(ws)
+
+
+def test_an_action_retried_after_a_reconnect_runs_once_and_answers_again() -> None:
+    app, sessions = make_app(Ledger, user_sessions=True)
+    with TestClient(app) as tc:
+        with tc.websocket_connect("/ws?ws_sync=2") as ws:
+            state = opened(ws)
+            send(ws, "_ACTION:LEDGER", {"type": "ADD", "entry": "pay", "$id": "p-1"})
+            first = [v2(ws), v2(ws)]
+            assert first[0]["v"] == 1
+        ledger = sessions.last().objects["LEDGER"]
+        with tc.websocket_connect("/ws?ws_sync=2") as ws:
+            greet(ws, {"LEDGER": {"epoch": state["epoch"], "v": 1}})  # up to date: no frame
+            send(ws, "_ACTION:LEDGER", {"type": "ADD", "entry": "pay", "$id": "p-1"})
+            again = v2(ws)
+        assert ledger.runs == 1 and ledger.entries == ["pay"]
+        assert (
+            again
+            == first[-1]
+            == {
+                "type": "_ACTION_RESULT:LEDGER",
+                "data": {"id": "p-1", "ok": True, "result": 1},
+            }
+        )
+
+
+def test_protocol_1_ids_are_not_remembered() -> None:
+    app, sessions = make_app(Ledger)
+    with TestClient(app) as tc, tc.websocket_connect("/ws") as ws:
+        recv(ws)
+        for _ in range(2):  # a reloaded page counting from 1 again
+            send(ws, "_ACTION:LEDGER", {"type": "ADD", "entry": "x", "$id": 1})
+            recv(ws)
+            assert recv(ws)["type"] == "_ACTION_RESULT:LEDGER"
+        assert sessions.last().objects["LEDGER"].runs == 2
+
+
+def test_a_task_start_retried_does_not_start_it_twice_and_a_resume_shows_its_progress() -> None:
+    app, sessions = make_app(Ledger, user_sessions=True)
+    with TestClient(app) as tc:
+        with tc.websocket_connect("/ws?ws_sync=2") as ws:
+            opened(ws)
+            send(ws, "_TASK_START:LEDGER", {"type": "JOB", "$id": "t-1"})
+            assert v2(ws)["data"] == {"type": "JOB", "value": "halfway"}
+        with tc.websocket_connect("/ws?ws_sync=2") as ws:
+            opened(ws)
+            # the running task's last progress comes with the state
+            assert v2(ws) == {
+                "type": "_TASK_PROGRESS:LEDGER",
+                "data": {"type": "JOB", "value": "halfway"},
+            }
+            send(ws, "_TASK_START:LEDGER", {"type": "JOB", "$id": "t-1"})
+            send(ws, "_PING", {"n": 1})
+            assert v2(ws) == {"type": "_PONG", "data": {"n": 1}}  # no "already running" error
+            ledger = sessions.last().objects["LEDGER"]
+            ledger.gate.set()
+            assert v2(ws)["type"] == "_TASK_DONE:LEDGER"
+
+
+def test_a_write_resent_after_a_reconnect_is_applied_once() -> None:
+    app, sessions = make_app(Ledger, user_sessions=True)
+    with TestClient(app) as tc:
+        with tc.websocket_connect("/ws?ws_sync=2") as ws:
+            state = opened(ws)
+            write = {
+                "type": "_PATCH:LEDGER",
+                "data": [{"op": "add", "path": "/entries/-", "value": "once"}],
+                "v": 0,
+                "epoch": state["epoch"],
+                "$id": "w-1",
+            }
+            ws.send_text(json.dumps(write))
+            ack = v2(ws)
+        with tc.websocket_connect("/ws?ws_sync=2") as ws:
+            resumed = opened(ws, {"LEDGER": {"epoch": state["epoch"], "v": 0}})
+            assert resumed == ack  # the resume carries the commit with its ack
+            ws.send_text(json.dumps(write))  # resent anyway
+            assert v2(ws) == ack  # answered with the same commit
+        assert sessions.last().objects["LEDGER"].entries == ["once"]
