@@ -161,6 +161,8 @@ class Lag:
         self.interval = interval
         self.worst = 0.0
         self.worst_at = 0.0
+        self.window = 0.0
+        """The worst since the last `summary(reset=True)`."""
         self.samples: list[float] = []
         self.started = time.monotonic()
 
@@ -171,12 +173,15 @@ class Lag:
             await asyncio.sleep(self.interval)
             late = loop.time() - t0 - self.interval
             self.samples.append(late)
+            self.window = max(self.window, late)
             if late > self.worst:
                 self.worst, self.worst_at = late, time.monotonic() - self.started
 
-    def summary(self) -> dict[str, Any]:
+    def summary(self, reset: bool = False) -> dict[str, Any]:
         xs = sorted(self.samples) or [0.0]
+        window, self.window = self.window, (0.0 if reset else self.window)
         return {
+            "window": window,
             "worst": self.worst,
             "worst_at": self.worst_at,
             "p50": xs[len(xs) // 2],
@@ -252,7 +257,7 @@ class App:
             }
         return JSONResponse(
             {
-                "lag": self.lag.summary(),
+                "lag": self.lag.summary(reset=request.query_params.get("reset") == "1"),
                 "rss": rss(),
                 "pid": os.getpid(),
                 "sessions": self.sessions,

@@ -75,8 +75,10 @@ class ServerProcess:
             time.sleep(0.1)
         raise RuntimeError("fuzz server did not start")
 
-    def stats(self, objects: bool = True) -> dict[str, Any]:
-        url = self.url("/stats" + ("" if objects else "?objects=0"), "http")
+    def stats(self, objects: bool = True, reset: bool = False) -> dict[str, Any]:
+        """The app's /stats; `reset` starts a new window for the worst lag."""
+        query = f"?objects={int(objects)}&reset={int(reset)}"
+        url = self.url("/stats" + query, "http")
         with urllib.request.urlopen(url, timeout=30) as response:
             data: dict[str, Any] = json.loads(response.read())
             return data
@@ -263,8 +265,11 @@ class ClientReport:
 class FuzzClient:
     """One connection, its grammar and its model; `run` fuzzes until `deadline`."""
 
-    def __init__(self, url: str, index: int, seed: int, findings: Findings) -> None:
+    def __init__(
+        self, url: str, index: int, seed: int, findings: Findings, skip: tuple[str, ...] = ()
+    ) -> None:
         self.url = url
+        self.skip = skip
         self.index = index
         self.rng = random.Random(seed * 1000 + index)
         self.findings = findings
@@ -273,24 +278,28 @@ class FuzzClient:
         self.matched = 0
         self.barriers = 0
 
-    async def run(self, deadline: float, pause: float = 0.01) -> ClientReport:
+    async def run(
+        self, deadline: float, pause: float = 0.01, per_unit: float = 0.0
+    ) -> ClientReport:
+        """Batches until `deadline`, `pause` plus `per_unit` per unit apart
+        (the soak paces its hostile clients)."""
         address = f"10.0.{self.index // 250}.{self.index % 250 + 1}"
         async with dial(self.url, address) as ws:
             reader = Reader(ws, self.findings)
             try:
-                await self._session(ws, reader, deadline, pause)
+                await self._session(ws, reader, deadline, pause, per_unit)
             finally:
                 self.report.frames_received = reader.frames
         self.report.close_code = reader.close_code
         return self.report
 
     async def _session(
-        self, ws: ClientConnection, reader: Reader, deadline: float, pause: float
+        self, ws: ClientConnection, reader: Reader, deadline: float, pause: float, per_unit: float
     ) -> None:
         first = await self._initial(reader)
         if first is None:
             return
-        grammar = Grammar(self.rng, self.index, first["ident"])
+        grammar = Grammar(self.rng, self.index, first["ident"], self.skip)
         self.report.ident = first["ident"]
         self.versions.append(grammar.state)
         if first != wire_state(grammar.state):
@@ -301,7 +310,7 @@ class FuzzClient:
             units = [grammar.unit() for _ in range(size)]
             if not await self.batch(ws, reader, units):
                 return
-            await asyncio.sleep(pause)
+            await asyncio.sleep(pause + per_unit * size)
         await self.finish(ws, reader, grammar)
 
     async def _initial(self, reader: Reader) -> dict[str, Any] | None:

@@ -602,7 +602,10 @@ class Grammar:
     ``FUZZ`` object. `unit()` draws the next unit; the model already counts
     it (frames are handled in order)."""
 
-    def __init__(self, rng: random.Random, client: int, ident: str) -> None:
+    def __init__(
+        self, rng: random.Random, client: int, ident: str, skip: tuple[str, ...] = ()
+    ) -> None:
+        """`skip` names kinds of units (methods below) never to draw."""
         self.rng = rng
         self.client = client
         self.state = initial_state(ident)
@@ -626,9 +629,11 @@ class Grammar:
             (1, self.overflow_id),
             (1, self.deep),
             (1, self.escapes),
-            (0.4, self.big),
+            (0.3, self.big),
+            (0.1, self.wide_refusal),
             (4, self.mutated),
         ]
+        self.kinds = [(w, make) for w, make in self.kinds if make.__name__ not in skip]
 
     # -- helpers ------------------------------------------------------------ #
 
@@ -1197,12 +1202,10 @@ class Grammar:
                 (1, 1),
                 [(rid, Answer(FUZZ, error=True))],
             )
-        if r < 0.65:  # wide and valid
+        if r < 0.8:  # wide and valid
             return Unit("wide _GET data", [self.env(f"_GET:{FUZZ}", list(range(100_000)))])
-        if r < 0.75:
-            frame = self.env(f"_GET:{FUZZ}", {str(i): i for i in range(50_000)})
-            return Unit("wide object", [frame])
-        return self.wide_refusal()
+        frame = self.env(f"_GET:{FUZZ}", {str(i): i for i in range(50_000)})
+        return Unit("wide object", [frame])
 
     def wide_refusal(self) -> Unit:
         """Just under max_frame_size of members or items that are each refused."""
