@@ -337,6 +337,145 @@ function diffArrays(a, b, path, ops) {
 }
 
 // ---------------------------------------------------------------------------
+// Transform of concurrent JSON Patch ops (the server's ws_sync/transform.py)
+// ---------------------------------------------------------------------------
+
+/**
+ * `ops` rewritten to apply after `committed`, as ws_sync/transform.py does
+ * (same rules, same table of cases: tests/transform_cases.json). List indexes
+ * shift across adds and removes of the same list, an op whose target or an
+ * ancestor of it was removed or replaced is dropped, and two writes of one
+ * path keep the later (`ops`). `isList(tokens)` says whether the container
+ * at those tokens is an array in the document the ops were made on.
+ *
+ * Returns the kept ops, the indexes (in `ops`) of the dropped ones, and
+ * `committed`: the committed ops as steps carried past the kept ops, which
+ * is what ops made after `ops` must be transformed past in turn.
+ *
+ * @param {Array<object>} ops
+ * @param {Array<object>} committed
+ * @param {(tokens: string[]) => boolean} isList
+ * @returns {{ops: Array<object>, dropped: number[], committed: Array<object>}}
+ */
+export function transform(ops, committed, isList) {
+  let steps = committed.flatMap(stepsOf);
+  const out = [];
+  const dropped = [];
+  ops.forEach((op, i) => {
+    const moved = pastAll(op, steps, isList);
+    if (moved === null) {
+      dropped.push(i);
+      return;
+    }
+    out.push(moved);
+    // Each op applies after the ones before it: so must the committed steps.
+    steps = steps.map((step) => past(step, moved, isList)).filter((step) => step !== null);
+  });
+  return { ops: out, dropped, committed: steps };
+}
+
+function pastAll(op, steps, isList) {
+  let moved = op;
+  for (const step of steps) {
+    if (moved === null) return null;
+    moved = past(moved, step, isList);
+  }
+  return moved;
+}
+
+/**
+ * `op` after `first` was applied before it (`op` wins ties); null if `first`
+ * removed or replaced what `op` needs.
+ * @param {object} op
+ * @param {object} first
+ * @param {(tokens: string[]) => boolean} isList
+ * @returns {object | null}
+ */
+export function past(op, first, isList) {
+  for (const step of stepsOf(first)) {
+    const path = shift(op, "path", step, isList);
+    if (path === null) return null;
+    if (!("from" in op)) {
+      op = { ...op, path };
+      continue;
+    }
+    const source = shift(op, "from", step, isList);
+    if (source === null) return null;
+    op = { ...op, path, from: source };
+  }
+  return op;
+}
+
+/** An op as the structural steps it takes: a move removes then adds, a copy adds, a test takes none. */
+function stepsOf(op) {
+  switch (op?.op) {
+    case "move":
+      return [{ op: "remove", path: op.from }, { op: "add", path: op.path }];
+    case "copy":
+      return [{ op: "add", path: op.path }];
+    case "add":
+    case "remove":
+    case "replace":
+      return [op];
+    default:
+      return [];
+  }
+}
+
+const DIGITS = /^[0-9]+$/;
+
+const samePrefix = (a, b, n) => {
+  for (let i = 0; i < n; i++) if (a[i] !== b[i]) return false;
+  return true;
+};
+
+/** The pointer `op[field]` after `step`; null if `step` took its target. */
+function shift(op, field, step, isList) {
+  const x = parsePointer(op[field]);
+  const t = parsePointer(step.path);
+  const kind = step.op;
+  const own = field === "path" && op.op === "add"; // inserting, not pointing at a value
+  const n = t.length;
+  if (n === 0) return x.length > 0 ? null : op[field]; // the whole document replaced or removed
+  const parent = t.slice(0, -1);
+  if (isList(parent)) {
+    if (x.length < n || !samePrefix(x, parent, n - 1)) return op[field];
+    const [j, k] = [x[n - 1], t[n - 1]];
+    if (!DIGITS.test(j) || !DIGITS.test(k)) return op[field]; // "-" included
+    let ji = Number(j);
+    const ki = Number(k);
+    if (kind === "add") {
+      if (ji >= ki) ji++;
+    } else if (kind === "remove") {
+      if (ji === ki && !(own && x.length === n)) return null;
+      if (ji > ki) ji--;
+    } else if (kind === "replace" && ji === ki && x.length > n) {
+      return null;
+    }
+    return formatPointer([...x.slice(0, n - 1), String(ji), ...x.slice(n)]);
+  }
+  if (x.length > n && samePrefix(x, t, n)) return null; // an ancestor was replaced or removed
+  if (x.length === n && samePrefix(x, t, n) && kind === "remove" && !own) return null;
+  return op[field];
+}
+
+/**
+ * `isList` for {@link transform}, read from `doc`: an index past the end, or
+ * a path through a scalar, names no array.
+ */
+function listsOf(doc) {
+  return (tokens) => {
+    let node = doc;
+    for (const token of tokens) {
+      if (Array.isArray(node)) node = DIGITS.test(token) && Number(token) < node.length ? node[Number(token)] : undefined;
+      else if (isContainer(node)) node = Object.hasOwn(node, token) ? node[token] : undefined;
+      else return false;
+    }
+    return Array.isArray(node);
+  };
+}
+
+// ---------------------------------------------------------------------------
 // Small helpers
 // ---------------------------------------------------------------------------
 

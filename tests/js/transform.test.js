@@ -1,0 +1,115 @@
+// The transform of concurrent JSON Patch ops: the table of cases shared with
+// the server (tests/transform_cases.json, also run by tests/test_transform.py),
+// and the committed steps it carries past the kept ops.
+import { describe, it } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { applyPatch, past, transform } from "../../ws_sync/static/ws-sync.js";
+
+const CASES = JSON.parse(readFileSync(new URL("../transform_cases.json", import.meta.url), "utf8"));
+
+/** tests/test_transform.py's list_oracle: whether the container at `tokens` of `doc` is a list. */
+function listOracle(doc) {
+  return (tokens) => {
+    let node = doc;
+    for (const token of tokens) {
+      if (Array.isArray(node)) node = /^[0-9]+$/.test(token) && Number(token) < node.length ? node[Number(token)] : null;
+      else if (node !== null && typeof node === "object") node = Object.hasOwn(node, token) ? node[token] : null;
+      else return false;
+    }
+    return Array.isArray(node);
+  };
+}
+
+const noLists = () => false;
+
+describe("transform: the shared table", () => {
+  for (const c of CASES) {
+    it(c.name, () => {
+      const r = transform(c.ops, c.committed, listOracle(c.doc));
+      assert.deepEqual(r.ops, c.expected);
+      assert.deepEqual(r.dropped, c.dropped);
+      // The transformed ops apply after the committed ones.
+      applyPatch(applyPatch(c.doc, c.committed), r.ops);
+    });
+  }
+
+  it("covers every kind of committed op", () => {
+    const kinds = new Set(CASES.flatMap((c) => c.committed.map((op) => op.op)));
+    assert.deepEqual([...kinds].sort(), ["add", "copy", "move", "remove", "replace"]);
+  });
+});
+
+describe("transform: the committed steps carried past the kept ops", () => {
+  const doc = { items: ["a", "b", "c"], meta: { x: 1 } };
+  const isList = listOracle(doc);
+
+  it("shift by the kept ops, so that later ops can be carried past them", () => {
+    const r = transform([{ op: "add", path: "/items/0", value: "mine" }], [{ op: "replace", path: "/items/1", value: "B" }], isList);
+    assert.deepEqual(r.ops, [{ op: "add", path: "/items/0", value: "mine" }]);
+    assert.deepEqual(r.committed, [{ op: "replace", path: "/items/2", value: "B" }]);
+    // Together: the committed ops then the kept ones give the same document
+    // as the kept ones then the carried committed ones.
+    const a = applyPatch(applyPatch(doc, [{ op: "replace", path: "/items/1", value: "B" }]), r.ops);
+    const b = applyPatch(applyPatch(doc, [{ op: "add", path: "/items/0", value: "mine" }]), r.committed);
+    assert.deepEqual(a, b);
+  });
+
+  it("are the committed ops as steps: a move is a remove and an add", () => {
+    const r = transform([], [{ op: "move", from: "/items/0", path: "/items/2" }, { op: "test", path: "/meta/x", value: 1 }], isList);
+    assert.deepEqual(r.committed, [
+      { op: "remove", path: "/items/0" },
+      { op: "add", path: "/items/2" },
+    ]);
+  });
+
+  it("lose a step that a kept op overwrote", () => {
+    // The client replaced /meta after the server wrote under it: the write under it is gone.
+    const r = transform([{ op: "replace", path: "/meta", value: {} }], [{ op: "replace", path: "/meta/x", value: 2 }], isList);
+    assert.deepEqual(r.ops, [{ op: "replace", path: "/meta", value: {} }]);
+    assert.deepEqual(r.committed, []);
+  });
+
+  it("are not carried past dropped ops", () => {
+    const r = transform(
+      [{ op: "replace", path: "/items/1", value: "X" }, { op: "add", path: "/items/0", value: "y" }],
+      [{ op: "remove", path: "/items/1" }],
+      isList,
+    );
+    assert.deepEqual(r.dropped, [0]);
+    assert.deepEqual(r.committed, [{ op: "remove", path: "/items/2" }]);
+  });
+
+  it("can rebase ops made after the transformed ones, as one transform would", () => {
+    const committed = [{ op: "add", path: "/items/0", value: "s" }, { op: "remove", path: "/items/3" }];
+    const first = [{ op: "add", path: "/items/1", value: "p" }];
+    const then = [{ op: "replace", path: "/items/2", value: "B" }, { op: "remove", path: "/items/3" }];
+    const r1 = transform(first, committed, isList);
+    const r2 = transform(then, r1.committed, isList);
+    const whole = transform([...first, ...then], committed, isList);
+    assert.deepEqual([...r1.ops, ...r2.ops], whole.ops);
+    assert.deepEqual(r2.committed, whole.committed);
+  });
+});
+
+describe("past", () => {
+  it("leaves unrelated ops alone", () => {
+    const op = { op: "replace", path: "/a/b", value: 1 };
+    assert.deepEqual(past(op, { op: "test", path: "/a/b", value: 0 }, noLists), op);
+    assert.deepEqual(past(op, { op: "replace", path: "/c", value: 0 }, noLists), op);
+  });
+
+  it("moves both ends of a move", () => {
+    const isList = listOracle({ items: [1, 2, 3] });
+    assert.deepEqual(past({ op: "move", from: "/items/2", path: "/items/0" }, { op: "remove", path: "/items/1" }, isList), {
+      op: "move",
+      from: "/items/1",
+      path: "/items/0",
+    });
+  });
+
+  it("is null when the target went", () => {
+    assert.equal(past({ op: "remove", path: "/a" }, { op: "remove", path: "/a" }, noLists), null);
+    assert.equal(past({ op: "replace", path: "/a/b", value: 1 }, { op: "replace", path: "", value: {} }, noLists), null);
+  });
+});
