@@ -125,3 +125,42 @@ def test_a_write_resent_after_a_reconnect_is_applied_once() -> None:
             ws.send_text(json.dumps(write))  # resent anyway
             assert v2(ws) == ack  # answered with the same commit
         assert sessions.last().objects["LEDGER"].entries == ["once"]
+
+
+def test_versioned_tabs_of_one_session_all_stay_live() -> None:
+    app, sessions = make_app(Ledger, user_sessions=True)
+    with (
+        TestClient(app) as tc,
+        tc.websocket_connect("/ws?ws_sync=2") as one,
+        tc.websocket_connect("/ws?ws_sync=2") as two,
+    ):
+        opened(one)
+        opened(two)  # the same ids: the same session, and no takeover
+        assert len(sessions.built) == 1
+        send(one, "_ACTION:LEDGER", {"type": "ADD", "entry": "x", "$id": "a"})
+        assert v2(one)["type"] == "_PATCH:LEDGER"
+        assert v2(one)["type"] == "_ACTION_RESULT:LEDGER"  # the answer to the caller
+        assert v2(two)["type"] == "_PATCH:LEDGER"  # every tab gets every patch
+        send(two, "_PING", None)
+        assert v2(two) == {"type": "_PONG", "data": None}
+        assert len(sessions.last().session.connections) == 2
+
+
+def test_an_unversioned_connection_takes_over_as_upstream_does() -> None:
+    app, _ = make_app(Ledger, user_sessions=True)
+    with TestClient(app) as tc, tc.websocket_connect("/ws?ws_sync=2") as one:
+        opened(one)
+        with tc.websocket_connect("/ws") as two:
+            assert recv(two)["type"] == "_REQUEST_USER_SESSION"
+            send(two, "_USER_SESSION", {"user": "u", "session": "s"})
+            assert recv(two)["type"] == "_SET:LEDGER"
+            assert v2(one)["type"] == "_DISCONNECT"
+
+
+def test_tabs_takeover_closes_even_versioned_tabs() -> None:
+    app, _ = make_app(Ledger, user_sessions=True, tabs="takeover")
+    with TestClient(app) as tc, tc.websocket_connect("/ws?ws_sync=2") as one:
+        opened(one)
+        with tc.websocket_connect("/ws?ws_sync=2") as two:
+            opened(two)
+            assert v2(one)["type"] == "_DISCONNECT"

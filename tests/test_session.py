@@ -385,7 +385,7 @@ async def test_a_shared_patch_is_serialized_once_for_all_subscribers():
     sessions = [Session() for _ in range(3)]
     stubs = [StubConnection() for _ in sessions]
     for session, stub in zip(sessions, stubs, strict=True):
-        session._conn = stub  # type: ignore[assignment]
+        session._conns = [stub]  # type: ignore[list-item]
     with sessions[0]:
         notes = Notes()
     for session in sessions[1:]:
@@ -492,7 +492,7 @@ async def test_session_state_hooks_may_be_plain_functions():
 async def test_a_late_subscriber_gets_pending_changes_in_its_set_only():
     first, late = Session(), Session()
     stubs = [StubConnection(), StubConnection()]
-    first._conn, late._conn = stubs  # type: ignore[assignment]
+    first._conns, late._conns = [stubs[0]], [stubs[1]]  # type: ignore[list-item]
     with first:
         notes = Notes()
     notes.notes.append("pending")  # not synced yet

@@ -59,7 +59,7 @@ from .limits import AddressBuckets, Limits
 from .origin import origin_allowed
 from .protocol import INVALID, error_frame
 from .registry import HandshakeError, RegistryFull, SessionRegistry, opening, reject
-from .session import Session
+from .session import Session, Tabs
 
 STATIC_DIR = Path(__file__).parent / "static"
 CLOSE_INTERNAL = 1011
@@ -81,6 +81,7 @@ def sync_endpoint(
     trusted_proxies: Iterable[str] | None = None,
     name: str | None = None,
     expose_errors: bool = False,
+    tabs: Tabs = "auto",
 ) -> WebSocketRoute:
     """A `WebSocketRoute` at `path` serving sessions built by `factory`.
 
@@ -90,6 +91,8 @@ def sync_endpoint(
     or inspect; the route exposes it as ``route.registry``. Clients read
     "internal error" and a log reference for an exception raised by the app;
     ``expose_errors=True`` shows them its text (see `ws_sync.errors`).
+    ``tabs`` says whether a session's connections share it or the newest
+    takes over (`Session.new_connection`).
 
     Per-address limits (the frame budget of `Limits.address_rate`,
     ``max_sessions_per_address``) count the client address of the ASGI
@@ -115,7 +118,7 @@ def sync_endpoint(
 
     async def create() -> Session:
         try:
-            return await new_session(factory, limits, expose_errors=expose_errors)
+            return await new_session(factory, limits, expose_errors=expose_errors, tabs=tabs)
         except Exception as e:
             logger.exception("sync_endpoint: the session factory failed")
             raise FactoryError from e
@@ -181,10 +184,14 @@ def sync_endpoint(
 
 
 async def new_session(
-    factory: Callable[[], Any], limits: Limits | None = None, *, expose_errors: bool = False
+    factory: Callable[[], Any],
+    limits: Limits | None = None,
+    *,
+    expose_errors: bool = False,
+    tabs: Tabs = "auto",
 ) -> Session:
     """A `Session` with the objects of ``factory()`` built in it and kept."""
-    session = Session(limits=limits, expose_errors=expose_errors)
+    session = Session(limits=limits, expose_errors=expose_errors, tabs=tabs)
     with session:
         made = factory()
         if inspect.isawaitable(made):

@@ -24,7 +24,7 @@ import logging
 import weakref
 from collections.abc import Callable
 from contextvars import ContextVar, Token
-from typing import Any
+from typing import Any, Literal
 
 from starlette.websockets import WebSocket
 
@@ -39,6 +39,9 @@ from .sync import Sync, ToastType
 from .wire import NonJSONValue
 
 __all__ = ["Session", "SessionState", "session_context"]
+
+Tabs = Literal["auto", "share", "takeover"]
+"""What a new connection of a session does to those already open."""
 
 _entered: ContextVar[tuple[Token[Any], ...]] = ContextVar("ws_sync_entered", default=())
 """Tokens of the `with session:` blocks open in this context, innermost last."""
@@ -78,6 +81,7 @@ class Session:
         state: SessionState | None = None,
         limits: Limits | None = None,
         expose_errors: bool = False,
+        tabs: Tabs = "auto",
     ) -> None:
         self.logger = logger or logging.getLogger("ws_sync")
         self.expose_errors = expose_errors
@@ -89,7 +93,9 @@ class Session:
         self.syncs: weakref.WeakValueDictionary[str, Sync] = weakref.WeakValueDictionary()
         self.event_handlers: dict[str, Callable[..., Any]] = {}
         self.closed = False
-        self._conn: Connection | None = None
+        self.tabs = tabs
+        """Which connections share the session (see `new_connection`)."""
+        self._conns: list[Connection] = []
         self._lock = asyncio.Lock()
         self._kept: list[Any] = []
         self._runs: set[tasks.TaskRun] = set()
@@ -184,28 +190,30 @@ class Session:
 
     @property
     def is_connected(self) -> bool:
-        conn = self._conn
-        return conn is not None and not conn.closing
+        return any(not conn.closing for conn in self._conns)
 
     @property
     def connection(self) -> Connection | None:
-        return self._conn
+        """The newest connection (a session may have several tabs)."""
+        return self._conns[-1] if self._conns else None
+
+    @property
+    def connections(self) -> list[Connection]:
+        return list(self._conns)
 
     @property
     def ws(self) -> WebSocket | None:
-        """The current WebSocket, if connected."""
-        return self._conn.ws if self._conn is not None else None
+        """The newest WebSocket, if connected."""
+        return self._conns[-1].ws if self._conns else None
 
     def send_frame(self, frame: str) -> None:
-        """Queue one frame for the client; dropped when not connected."""
-        conn = self._conn
-        if conn is not None:
+        """Queue one frame for every connection; dropped when not connected."""
+        for conn in self._conns:
             conn.push(frame)
 
     def send_frames(self, frames: list[Frame]) -> None:
         """Queue frames back to back (a `_BIN_META` and its bytes)."""
-        conn = self._conn
-        if conn is not None:
+        for conn in self._conns:
             conn.push_many(frames)
 
     async def send(self, event: str, data: Any = None) -> None:
@@ -246,38 +254,52 @@ class Session:
     # connections
 
     async def new_connection(self, ws: WebSocket | Connection) -> None:
-        """Make `ws` this session's connection (accepting it if needed). A
-        connection already open is told `_DISCONNECT` and closed (takeover).
-        Every object with send_on_init gets `_SET`."""
+        """Add `ws` to this session (accepting it if needed); every object with
+        send_on_init gets its state (`_SET`, or what a versioned client missed).
+
+        Connections already open either stay (several tabs of one session,
+        each getting every patch) or are told `_DISCONNECT` and closed
+        (takeover, upstream's behaviour), by `tabs`: "share" keeps them all,
+        "takeover" keeps the newest, "auto" (the default) shares among
+        protocol-2 connections and takes over otherwise."""
         if self.closed:
             raise RuntimeError("session is closed")
         conn = ws if isinstance(ws, Connection) else Connection.of(ws, self.limits)
         await conn.accept()
         conn.start()
         async with self._lock:
-            old = self._conn
-            if old is conn:
+            if conn in self._conns:
                 return
-            if old is not None:
-                self._conn = None
+            for old in self._conns if not self._shares(conn) else []:
+                self._conns.remove(old)
                 old.close_soon(message=TAKEOVER_MESSAGE)
                 await self._hook("on_disconnect")
             # Made while not connected: changes pending from before go to the
             # other subscribers only; this client gets them inside the _SET.
             frames = [self._initial(s, conn) for s in list(self.syncs.values()) if s.send_on_init]
-            self._conn = conn
+            self._conns.append(conn)
             for batch in frames:
                 for frame in batch:
                     conn.push(frame)
             await self._hook("on_connect")
+
+    def _shares(self, conn: Connection) -> bool:
+        if self.tabs == "share":
+            return True
+        if self.tabs == "takeover":
+            return False
+        versioned = wire.PROTOCOL
+        return conn.protocol >= versioned and all(c.protocol >= versioned for c in self._conns)
 
     async def handle_connection(self, ws: WebSocket | Connection | None = None) -> None:
         """Receive and handle events until the connection ends (the client
         leaves, it is taken over, or it is closed for being too slow)."""
         if ws is not None:
             await self.new_connection(ws)
-        conn = self._conn
-        if conn is None:
+            conn = ws if isinstance(ws, Connection) else Connection.of(ws, self.limits)
+        elif self._conns:
+            conn = self._conns[-1]
+        else:
             raise RuntimeError("no connection: call new_connection(ws) first")
         conn.bind_reader()
         dispatcher = Dispatcher(self, conn)
@@ -302,23 +324,24 @@ class Session:
                 self.logger.exception("session: error while handling an event")
 
     async def _connection_ended(self, conn: Connection) -> None:
-        current = self._conn is conn
+        current = conn in self._conns
         if current:
-            self._conn = None
+            self._conns.remove(conn)
         with contextlib.suppress(Exception):
             await conn.close()
         if current:
             await self._hook("on_disconnect")
 
     async def disconnect(self, message: str = TAKEOVER_MESSAGE) -> None:
-        """Tell the client `_DISCONNECT` (it stops reconnecting) and close the
-        connection. The session itself lives on."""
-        conn = self._conn
-        if conn is None:
-            return
-        self._conn = None
-        await conn.close(message=message)
-        await self._hook("on_disconnect")
+        """Tell the clients `_DISCONNECT` (they stop reconnecting) and close
+        the connections. The session itself lives on."""
+        await self._close_connections(message=message)
+
+    async def _close_connections(self, code: int = 1000, message: str | None = None) -> None:
+        conns, self._conns = self._conns, []
+        for conn in conns:
+            await conn.close(code, message=message)
+            await self._hook("on_disconnect")
 
     async def close(
         self,
@@ -346,11 +369,7 @@ class Session:
                 await asyncio.wait([ending], timeout=grace)
                 if not ending.done():
                     self.logger.warning("session: tasks still running %ss after cancel", grace)
-            conn = self._conn
-            if conn is not None:
-                self._conn = None
-                await conn.close(code, message=message)
-                await self._hook("on_disconnect")
+            await self._close_connections(code, message)
             await self._hook("on_terminate")
             for sync in list(self.syncs.values()):
                 sync.detach(self)
