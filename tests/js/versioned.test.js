@@ -237,7 +237,7 @@ describe("protocol 2: local writes", () => {
     assert.equal(t.store.pending, 1);
     assert.equal(t.store.pendingEdits, 0, "sent");
     const [frame] = t.patches();
-    assert.deepEqual(frame, { type: "_PATCH:NOTES", data: replaceTitle("mine"), v: 12, $id: frame.$id });
+    assert.deepEqual(frame, { type: "_PATCH:NOTES", data: replaceTitle("mine"), v: 12, epoch: EPOCH, $id: frame.$id });
     assert.match(frame.$id, /^[0-9a-f]{12}-1$/);
     assert.ok(t.ws.sent.at(-1).startsWith('{"type":"_PATCH:NOTES","data":['), "type first, then data");
 
@@ -267,6 +267,7 @@ describe("protocol 2: local writes", () => {
   it("each write has its own $id, and ids differ between sessions (page loads)", () => {
     const t = versioned();
     t.store.set("/title", "1");
+    t.ws.receive("_PATCH:NOTES", replaceTitle("1"), { v: 13, ack: t.patches()[0].$id });
     t.store.set("/title", "2");
     const [a, b] = t.patches().map((f) => f.$id);
     assert.notEqual(a, b);
@@ -276,18 +277,28 @@ describe("protocol 2: local writes", () => {
     assert.notEqual(u.patches()[0].$id.split("-")[0], a.split("-")[0]);
   });
 
-  it("several writes in flight are confirmed one by one, in order", () => {
+  it("one write in flight: edits made meanwhile go as one write after its ack, on the version it brought", () => {
     const t = versioned();
     t.store.set("/title", "A");
     t.store.set("/notes/-", "b");
-    assert.deepEqual(t.patches().map((f) => f.v), [12, 12], "both made on the confirmed version 12");
-    const [a, b] = t.patches().map((f) => f.$id);
-    t.ws.receive("_PATCH:NOTES", replaceTitle("A"), { v: 13, ack: a });
-    assert.equal(t.store.pending, 1);
-    assert.deepEqual(t.store.getState().notes, ["a", "b"]);
-    t.ws.receive("_PATCH:NOTES", [{ op: "add", path: "/notes/1", value: "b" }], { v: 14, ack: b });
+    t.store.set("/n", 2);
+    assert.equal(t.patches().length, 1, "the second edit waits for the first one's ack");
+    assert.deepEqual([t.store.pending, t.store.pendingEdits], [3, 2]);
+    const [a] = t.patches();
+    t.ws.receive("_PATCH:NOTES", replaceTitle("A"), { v: 13, ack: a.$id });
+    const [, b] = t.patches();
+    assert.deepEqual(b, {
+      type: "_PATCH:NOTES",
+      data: [{ op: "add", path: "/notes/-", value: "b" }, { op: "replace", path: "/n", value: 2 }],
+      v: 13,
+      epoch: EPOCH,
+      $id: b.$id,
+    });
+    assert.deepEqual([t.store.pending, t.store.pendingEdits], [2, 0]);
+    t.ws.receive("_PATCH:NOTES", [{ op: "add", path: "/notes/1", value: "b" }, { op: "replace", path: "/n", value: 2 }], { v: 14, ack: b.$id });
     assert.equal(t.store.pending, 0);
-    assert.deepEqual(t.store.getState(), { title: "A", notes: ["a", "b"], n: 1 });
+    assert.equal(t.patches().length, 2);
+    assert.deepEqual(t.store.getState(), { title: "A", notes: ["a", "b"], n: 2 });
   });
 
   it("a pending write that no longer applies after a server patch is dropped and reported", () => {
@@ -295,9 +306,13 @@ describe("protocol 2: local writes", () => {
     t.store.set("/notes/1", "B");
     t.ws.receive("_PATCH:NOTES", [{ op: "remove", path: "/notes/1" }], { v: 13 });
     assert.deepEqual(t.store.getState(), { title: "T", notes: ["a"] });
-    assert.equal(t.store.pending, 0);
     assert.equal(t.calls.dropped.length, 1);
     assert.equal(t.calls.dropped[0].reason, "conflict");
+    assert.equal(t.store.pending, 1, "still awaiting its ack");
+    // The server drops it too; its ack reports nothing more.
+    t.ws.receive("_PATCH:NOTES", [], { v: 14, ack: t.patches()[0].$id, dropped: [0] });
+    assert.equal(t.store.pending, 0);
+    assert.equal(t.calls.dropped.length, 1);
   });
 
   it("an ack for a version this copy already has confirms the write without applying it again", () => {
@@ -326,13 +341,18 @@ describe("protocol 2: local writes", () => {
     assert.deepEqual(t.patches(), [], "an acknowledged write is never resent");
   });
 
-  it("writes made before the _HELLO answer wait for it", () => {
+  it("writes made before the _HELLO answer wait for it, and for the end of the resume", () => {
     const t = versioned();
     t.reconnect();
     t.store.set("/title", "early");
     assert.deepEqual(t.patches(), []);
     t.ws.hello();
-    assert.deepEqual(t.patches().map((f) => [f.data, f.v]), [[replaceTitle("early"), 12]]);
+    assert.deepEqual(t.patches(), []);
+    assert.deepEqual(t.ws.frames.map((f) => f.type), ["_HELLO", "_HELLO"], "a second _HELLO, answered after the resume frames");
+    assert.deepEqual(t.ws.frames[1].data, { protocol: 2, versions: {} });
+    t.ws.receive("_PATCH:NOTES", [{ op: "replace", path: "/n", value: 2 }], { v: 13 });
+    t.ws.hello();
+    assert.deepEqual(t.patches().map((f) => [f.data, f.v]), [[replaceTitle("early"), 13]]);
   });
 
   it("a store without a confirmed copy keeps its writes until its first _SET", () => {
@@ -353,7 +373,7 @@ describe("protocol 2: rejected writes", () => {
     const t = versioned();
     t.store.set("/n", -1);
     t.store.set("/title", "ok");
-    const [bad, good] = t.patches().map((f) => f.$id);
+    const [bad] = t.patches().map((f) => f.$id);
     const err = { event: "_PATCH:NOTES", message: "_PATCH rejected: 1 error(s)", errors: [{ op: 0, path: "/n" }], id: bad };
     let calls = 0;
     t.store.subscribe(() => calls++);
@@ -363,7 +383,9 @@ describe("protocol 2: rejected writes", () => {
     assert.equal(t.store.pending, 1);
     assert.deepEqual(t.calls.errors, [err], "still reported to onError");
     assert.deepEqual(t.calls.dropped, [{ key: "NOTES", ops: [{ op: "replace", path: "/n", value: -1 }], reason: "rejected", error: err }]);
-    // The server puts the copy back in step, then acknowledges the other write.
+    // The next edit goes at once; the server puts the copy back in step, then acknowledges it.
+    const [, good] = t.patches().map((f) => f.$id);
+    assert.deepEqual(t.patches()[1].data, replaceTitle("ok"));
     t.ws.receive("_SET:NOTES", STATE, { v: 12, epoch: EPOCH });
     assert.equal(t.store.getState().title, "ok");
     t.ws.receive("_PATCH:NOTES", replaceTitle("ok"), { v: 13, ack: good });
@@ -373,7 +395,7 @@ describe("protocol 2: rejected writes", () => {
 });
 
 describe("protocol 2: offline writes", () => {
-  it("writes made offline are sent after the resume, in order, on the current version", () => {
+  it("writes made offline are sent after the resume as one write, on the resumed version", () => {
     const t = versioned();
     t.ws.drop();
     t.store.set("/title", "offline");
@@ -384,35 +406,35 @@ describe("protocol 2: offline writes", () => {
     t.ws.open();
     assert.deepEqual(t.patches(), [], "not before the _HELLO answer");
     t.ws.hello();
-    const sent = t.patches();
-    assert.deepEqual(sent.map((f) => [f.data, f.v]), [
-      [replaceTitle("offline"), 12],
-      [[{ op: "add", path: "/notes/-", value: "b" }], 12],
-    ]);
-    assert.equal(t.store.pendingEdits, 0);
-    assert.equal(t.store.pending, 2);
-    // Resume patches, then the acks.
     t.ws.receive("_PATCH:NOTES", [{ op: "replace", path: "/n", value: 2 }], { v: 13 });
     assert.deepEqual(t.store.getState(), { title: "offline", notes: ["a", "b"], n: 2 });
-    t.ws.receive("_PATCH:NOTES", replaceTitle("offline"), { v: 14, ack: sent[0].$id });
-    t.ws.receive("_PATCH:NOTES", [{ op: "add", path: "/notes/1", value: "b" }], { v: 15, ack: sent[1].$id });
+    assert.deepEqual(t.patches(), [], "not before the resume is in");
+    t.ws.hello();
+    const [sent] = t.patches();
+    assert.deepEqual([sent.data, sent.v, sent.epoch], [[...replaceTitle("offline"), { op: "add", path: "/notes/-", value: "b" }], 13, EPOCH]);
+    assert.deepEqual([t.store.pendingEdits, t.store.pending], [0, 2]);
+    t.ws.receive("_PATCH:NOTES", [...replaceTitle("offline"), { op: "add", path: "/notes/1", value: "b" }], { v: 14, ack: sent.$id });
     assert.equal(t.store.pending, 0);
     assert.deepEqual(t.store.getState(), { title: "offline", notes: ["a", "b"], n: 2 });
   });
 
-  it("a write sent but not acknowledged when the connection dropped is resent with the same $id", () => {
+  it("a write sent but not acknowledged when the connection dropped is resent as it was, once the resume is in", () => {
     const t = versioned();
     t.store.set("/title", "in flight");
     const first = t.patches()[0];
     t.reconnect();
     t.ws.hello();
+    assert.deepEqual(t.patches(), [], "its ack may be among the resume frames");
+    assert.equal(t.store.pendingEdits, 1);
+    t.ws.receive("_PATCH:NOTES", [{ op: "replace", path: "/n", value: 2 }], { v: 13 });
+    t.ws.hello();
     const [again] = t.patches();
-    assert.equal(again.$id, first.$id);
-    assert.deepEqual(again.data, first.data);
-    assert.equal(t.store.getState().title, "in flight", "still shown while pending");
+    assert.deepEqual(again, first, "same $id, ops, v and epoch: the server transforms it past version 13");
+    assert.deepEqual(t.store.getState(), { title: "in flight", notes: ["a"], n: 2 }, "still shown while pending");
+    assert.equal(t.store.pendingEdits, 0);
   });
 
-  it("offline writes on a resume _SET are re-applied on the new state", () => {
+  it("offline writes on a resume _SET are re-applied by position on the new state, and what applies is sent", () => {
     const t = versioned({ state: { title: "T", notes: ["a", "b"] } });
     t.ws.drop();
     t.store.set("/title", "kept");
@@ -420,19 +442,18 @@ describe("protocol 2: offline writes", () => {
     t.clock.runNext();
     t.ws.open();
     t.ws.hello();
-    const [kept, stale] = t.patches();
-    assert.deepEqual([kept.v, stale.v], [12, 12], "sent on the _HELLO answer, before the resume frames");
     t.ws.receive("_SET:NOTES", { title: "T", notes: [] }, { v: 1, epoch: "e-new" });
     assert.deepEqual([t.store.version, t.store.epoch], [1, "e-new"]);
     assert.deepEqual(t.store.getState(), { title: "kept", notes: [] });
     assert.equal(t.calls.dropped.length, 1);
     assert.equal(t.calls.dropped[0].reason, "conflict");
     assert.equal(t.store.pending, 1);
-    // The server answers both: the ack of a write dropped here is a plain patch.
-    t.ws.receive("_PATCH:NOTES", replaceTitle("kept"), { v: 2, ack: kept.$id });
-    t.ws.receive("_PATCH:NOTES", [], { v: 3, ack: stale.$id });
+    t.ws.hello();
+    const [sent] = t.patches();
+    assert.deepEqual([sent.data, sent.v, sent.epoch], [replaceTitle("kept"), 1, "e-new"]);
+    t.ws.receive("_PATCH:NOTES", replaceTitle("kept"), { v: 2, ack: sent.$id });
     assert.equal(t.store.pending, 0);
-    assert.equal(t.store.version, 3);
+    assert.equal(t.store.version, 2);
     assert.deepEqual(t.store.getState(), { title: "kept", notes: [] });
   });
 });

@@ -758,6 +758,7 @@ export class Session {
     this._ids = null;
     this._offered = false; // this connection's URL and first frame offer protocol 2
     this._protocol = null; // agreed on this connection; null while not known
+    this._barrier = false; // a second _HELLO is out: its answer ends the resume (see _sendBarrier)
     // Write ids must not repeat across page reloads: the server may keep them.
     this._writePrefix = randomId().replace(/-/g, "").slice(0, 12);
     this._writeCount = 0;
@@ -940,6 +941,7 @@ export class Session {
     this._attempt = 0;
     this._echoed.clear(); // the server may have changed
     this._protocol = this._offered ? null : 1;
+    this._barrier = false;
     // Sent before "open" is announced, so it precedes anything a listener sends.
     if (this._offered) this._ws.send(JSON.stringify({ type: "_HELLO", data: { protocol: 2, versions: this._versions() } }));
     this._setState("open");
@@ -957,10 +959,40 @@ export class Session {
 
   /** The server's `_HELLO` answer: protocol 2 is on, and stores holding a version resume from it. */
   _onHello(data) {
+    if (this._protocol === 2 && this._barrier) return this._onBarrier();
     if (this._protocol !== null) return;
     if (data?.protocol !== 2) return this._fallBack();
     this._protocol = 2;
-    for (const store of this._stores.values()) store._onResume();
+    let held = false;
+    for (const store of this._stores.values()) held = store._onResume() || held;
+    if (held) this._sendBarrier();
+  }
+
+  /**
+   * After a reconnect, writes wait for the end of the resume. A write that
+   * was in flight when the last connection dropped may have been committed:
+   * then its ack is among the resume frames, and sending it again would
+   * commit it twice. Edits made offline are best made on the resumed state:
+   * after a `_SET` (another epoch, or a history too short) the server can
+   * only apply them by position, and what no longer applies is better
+   * dropped here than have the server refuse the whole write.
+   *
+   * The server sends the resume frames of every object before it handles any
+   * frame of ours, and answers every `_HELLO`, in order; a second `_HELLO`
+   * (nothing to resume: `versions` is empty) is therefore answered after the
+   * last resume frame. On its answer a write still without its ack was never
+   * committed, and goes again; then the edits made meanwhile go. (A timer
+   * could fire before a slow resume: with user sessions the resume waits for
+   * `_USER_SESSION`.)
+   */
+  _sendBarrier() {
+    this._barrier = true;
+    this._ws.send(JSON.stringify({ type: "_HELLO", data: { protocol: 2, versions: {} } }));
+  }
+
+  _onBarrier() {
+    this._barrier = false;
+    for (const store of this._stores.values()) store._onResumed();
   }
 
   /** The server does not speak protocol 2: this connection behaves as protocol 1 throughout. */
@@ -1114,10 +1146,17 @@ export class Session {
  * Create with {@link Session#store}. `getState` and `subscribe` are bound,
  * so they can be passed straight to `useSyncExternalStore`.
  *
- * The store holds the server's confirmed state and the local writes not
- * confirmed yet (FIFO); what the app sees is the first with the second
- * re-applied in order. Under protocol 2 a write is confirmed by its ack; under
- * protocol 1, which has no ack, by being sent.
+ * What the app sees is the server's confirmed state with the local edits
+ * not confirmed yet applied on top. Under protocol 2 those are at most one
+ * write in flight (sent, not acknowledged) and then a buffer of edits not
+ * sent yet. Every server commit is applied to the confirmed state, and the
+ * write in flight and the buffer are transformed past it exactly as the
+ * server transforms a write (`transform`), so an edit keeps pointing at the
+ * item it was made on. The buffer goes out as one write once the write in
+ * flight is acknowledged, made on the version the acknowledgement brought:
+ * the server then transforms it only past commits this copy has not seen.
+ * Under protocol 1, which has no ack, edits are sent as made and count as
+ * confirmed once sent.
  */
 export class SyncedStore {
   constructor(session, key, initialState, options = {}) {
@@ -1125,8 +1164,10 @@ export class SyncedStore {
     this.key = key;
     this._offlineEdits = options.offlineEdits;
     this._confirmed = initialState; // the server's copy
-    this._state = initialState; // _confirmed with _pending re-applied: what the app sees
-    this._pending = []; // local writes {id, ops, sent, ackV?}, oldest first
+    this._base = initialState; // _confirmed with the write in flight applied: what the buffer applies to
+    this._state = initialState; // _base with the buffer applied: what the app sees
+    this._inflight = null; // the write sent and not acknowledged yet (protocol 2), see _send
+    this._buffer = []; // local edits {ops} not sent yet, oldest first
     this._version = null; // version of _confirmed; null when the server does not version it
     this._epoch = null;
     this._listeners = new Set();
@@ -1162,14 +1203,18 @@ export class SyncedStore {
     return this._synced;
   }
 
-  /** Local edits not yet sent (made offline, before the first `_SET`, or lost with a connection before their ack). */
+  /**
+   * Local edits not sent yet: made offline or before the first `_SET`, waiting
+   * behind the write in flight, or lost with a connection before their ack.
+   */
   get pendingEdits() {
-    return this._pending.filter((w) => !w.sent).length;
+    return (this._held() ? this._inflight.edits : 0) + this._buffer.length;
   }
 
   /** Local edits the server has not confirmed yet: not sent, or sent and awaiting their ack (protocol 2). */
   get pending() {
-    return this._pending.filter((w) => w.ackV === undefined).length;
+    const w = this._inflight;
+    return (w !== null && w.ackV === undefined ? w.edits : 0) + this._buffer.length;
   }
 
   /** The server's version of the confirmed state; null when the server does not version this object. */
@@ -1228,7 +1273,7 @@ export class SyncedStore {
       this._dropped(ops, "offline");
       return false;
     }
-    this._pending.push({ id: this.session._newWriteId(), ops, sent: false });
+    this._buffer.push({ ops });
     this._state = next;
     this._flush();
     this._notify();
@@ -1236,41 +1281,73 @@ export class SyncedStore {
   }
 
   /**
-   * Send the writes not sent yet, once their positions mean the same on the
-   * server: for a versioned store, once the connection speaks protocol 2;
-   * otherwise once a `_SET` arrived on this connection.
+   * Send what can go, once positions mean the same on the server: for a
+   * versioned store, the buffer as one write once the connection speaks
+   * protocol 2, the resume is in and no write is in flight; otherwise every
+   * edit as made, once a `_SET` arrived on this connection.
    */
   _flush() {
-    if (!this.session.isOpen) return;
-    if (this._version !== null) {
-      if (this.session._protocol !== 2) return;
-      for (const w of this._pending) if (!w.sent) w.sent = this._sendWrite(w);
-    } else if (this._synced) {
-      // Protocol 1 has no ack: a write counts as confirmed once it is sent.
-      for (const w of this._pending) this.session.send(`_PATCH:${this.key}`, w.ops);
-      this._pending = [];
-      this._confirmed = this._state;
-    }
+    const session = this.session;
+    if (!session.isOpen) return;
+    if (this._version === null) return this._flushUnversioned();
+    if (session._protocol === 2 && !session._barrier && this._inflight === null && this._buffer.length > 0) this._send();
+  }
+
+  /** Protocol 1 has no ack: an edit counts as confirmed once it is sent. */
+  _flushUnversioned() {
+    if (!this._synced) return;
+    for (const edit of this._buffer) this.session.send(`_PATCH:${this.key}`, edit.ops);
+    this._buffer = [];
+    this._confirmed = this._base = this._state;
+  }
+
+  /** The buffer becomes the write in flight. */
+  _send() {
+    this._inflight = {
+      id: this.session._newWriteId(),
+      ops: this._buffer.flatMap((edit) => edit.ops), // as transformed since: what the app sees
+      edits: this._buffer.length,
+      frame: null, // the text sent, see _transmit
+      onWire: false, // sent on the current connection
+      ackV: undefined, // the version its ack brought, while the confirmed state is not there yet
+    };
+    this._buffer = [];
+    this._base = this._state;
+    this._transmit();
   }
 
   /**
-   * A versioned write: the ops, the confirmed version they were made on, and
-   * the write's `$id`, which the server's ack or `_ERROR` names. A write sent
-   * again after a reconnect keeps its `$id`. Until the server drops ids it has
-   * seen, a write whose ack was lost with the connection then applies twice:
-   * harmless for `replace`, not for an `add` to a list.
+   * Send the write in flight: its ops, the confirmed version and epoch they
+   * apply to (the server transforms them past its commits since) and its
+   * `$id`, which the ack or `_ERROR` names. A write sent again after a
+   * reconnect is the same frame, unless a `_SET` replaced the state it was
+   * made on meanwhile: then it goes as it applies now, on the new version.
+   * `sent`, `at` and `gone` map the ops to the indexes of the frame, which
+   * the ack's `dropped` names.
    */
-  _sendWrite(w) {
-    return this.session._sendText(JSON.stringify({ type: `_PATCH:${this.key}`, data: w.ops, v: this._version, $id: w.id }));
+  _transmit() {
+    const w = this._inflight;
+    if (w.frame === null) {
+      const envelope = { type: `_PATCH:${this.key}`, data: w.ops, v: this._version, epoch: this._epoch, $id: w.id };
+      Object.assign(w, { frame: JSON.stringify(envelope), sent: w.ops, at: w.ops.map((_, i) => i), gone: new Set() });
+    }
+    w.onWire = this.session._sendText(w.frame);
   }
 
-  /** Remove the write `$id` `id` the server refused, and show the state without it. False if none is pending. */
+  /** A write in flight on a connection that is gone, and not acknowledged: it must be sent again. */
+  _held() {
+    const w = this._inflight;
+    return w !== null && !w.onWire && w.ackV === undefined;
+  }
+
+  /** Roll back the write in flight, `$id` `id`, which the server refused. False if it is not ours. */
   _rejectWrite(id, error) {
-    const i = this._pending.findIndex((w) => w.id === id && w.ackV === undefined);
-    if (i < 0) return false;
-    const [w] = this._pending.splice(i, 1);
+    const w = this._inflight;
+    if (w === null || w.id !== id || w.ackV !== undefined) return false;
+    this._inflight = null;
     this._dropped(w.ops, "rejected", error);
     this._rebuild();
+    this._flush();
     this._notify();
     return true;
   }
@@ -1345,49 +1422,134 @@ export class SyncedStore {
     return this.session._protocol !== 1 && Number.isInteger(frame?.v) ? frame.v : null;
   }
 
+  /**
+   * A whole state: the confirmed state anew. The write in flight stays in
+   * flight (its ack is still to come) and the buffer stays: both are
+   * re-applied by position, as there is no history to transform them past.
+   */
   _onSet(state, frame) {
     this._synced = true;
     this._awaitingSet = false;
     const v = this._versionOf(frame);
-    if (v === null) {
-      this._unversion();
-    } else {
-      this._version = v;
-      this._epoch = typeof frame.epoch === "string" ? frame.epoch : null;
-      // Acknowledged writes are part of the server's state already.
-      this._pending = this._pending.filter((w) => w.ackV === undefined);
-    }
+    if (v === null) this._unversion();
+    else this._setVersion(v, typeof frame.epoch === "string" ? frame.epoch : null);
     this._confirmed = state;
     this._rebuild();
     this._flush();
     this._notify();
   }
 
+  _setVersion(v, epoch) {
+    const w = this._inflight;
+    if (w !== null && w.ackV !== undefined && (v >= w.ackV || epoch !== this._epoch)) {
+      this._inflight = null; // acknowledged, and in this state (or in a line of versions that has ended)
+    } else if (w !== null) {
+      w.frame = null; // a resend cannot be transformed from its version any more
+    }
+    this._version = v;
+    this._epoch = epoch;
+  }
+
   /**
    * A versioned patch applies to version `v - 1`. An older one is in this
    * copy already (a resume may repeat it); a newer one means patches were
-   * missed, so the whole state is fetched. Its `ack` names a write of ours,
-   * committed at `v`: it leaves the pending writes once the confirmed state
-   * reaches `v`.
+   * missed, so the whole state is fetched. One whose `ack` names our write in
+   * flight is that write as committed; any other moves the write in flight
+   * and the buffer past it.
    */
   _onPatch(ops, frame) {
     const v = this._versionOf(frame);
     if (v === null) return this._onUnversionedPatch(ops);
-    const acked = frame.ack === undefined ? undefined : this._pending.find((w) => w.id === frame.ack && w.ackV === undefined);
-    if (acked) Object.assign(acked, { sent: true, ackV: v });
+    if (this._inflight !== null && frame.ack !== undefined && frame.ack === this._inflight.id) return this._onAck(ops, frame, v);
     if (this._awaitingSet) return; // a full state is on its way
-    if (this._version === null || v > this._version + 1) {
-      console.warn(`[ws-sync] ${this.key}: missed patches (at version ${this._version}, got ${v}); resyncing`);
-      return this.fetch();
-    }
-    if (v <= this._version && !acked) return;
+    if (this._version === null || v > this._version + 1) return this._resync(v);
+    if (v <= this._version) return;
+    if (!this._rebaseOver(ops)) return;
+    this._version = v;
+    this._rebuild();
+    this._notify();
+  }
+
+  _resync(v) {
+    console.warn(`[ws-sync] ${this.key}: missed patches (at version ${this._version}, got ${v}); resyncing`);
+    this.fetch();
+  }
+
+  /**
+   * Our write in flight, committed at `v` as `ops` (transformed and coerced
+   * by the server). It replaces the write in flight in the confirmed state,
+   * and the buffer, which was made on top of it, goes next. Until the
+   * confirmed state reaches `v` (a `_SET` is awaited) it stays, acknowledged.
+   */
+  _onAck(ops, frame, v) {
+    const w = this._inflight;
+    if (w.ackV === undefined) this._reportServerDrops(w, frame.dropped);
+    w.ackV = v;
+    if (this._awaitingSet) return;
+    if (v > this._version + 1) return this._resync(v);
     if (v === this._version + 1) {
       if (!this._applyToConfirmed(ops)) return;
       this._version = v;
     }
-    this._pending = this._pending.filter((w) => !(w.ackV <= this._version));
+    this._inflight = null; // v <= version: a _SET after the commit holds it already
     this._rebuild();
+    this._flush();
     this._notify();
+  }
+
+  /** The ops the server's transform dropped (`dropped`: indexes in the write as sent), not reported here already. */
+  _reportServerDrops(w, dropped) {
+    if (!Array.isArray(dropped)) return;
+    const ops = dropped.filter((i) => Number.isInteger(i) && i >= 0 && i < w.sent.length && !w.gone.has(i)).map((i) => w.sent[i]);
+    if (ops.length > 0) this._dropped(ops, "conflict");
+  }
+
+  /**
+   * Apply a server commit to the confirmed state, and move the write in
+   * flight past it, as the server will when the write arrives after it; then
+   * move the buffer past the commit as carried past the write in flight.
+   * Containers are read from the documents the ops were made on.
+   */
+  _rebaseOver(ops) {
+    const before = this._confirmed;
+    const base = this._base;
+    if (!this._applyToConfirmed(ops)) return false;
+    let carried = ops;
+    const w = this._inflight;
+    if (w !== null) {
+      const r = transform(w.ops, ops, listsOf(before));
+      this._dropFromInflight(w, r.dropped);
+      w.ops = r.ops;
+      carried = r.committed;
+    }
+    if (this._buffer.length > 0) this._buffer = this._rebaseBuffer(carried, listsOf(base));
+    return true;
+  }
+
+  /** Forget the ops at `indexes` of the write in flight (the server drops them too), reporting them. */
+  _dropFromInflight(w, indexes, error) {
+    if (indexes.length === 0) return;
+    this._dropped(indexes.map((i) => w.ops[i]), "conflict", error);
+    for (const i of indexes) w.gone.add(w.at[i]);
+    const kept = new Set(w.ops.keys());
+    for (const i of indexes) kept.delete(i);
+    w.ops = w.ops.filter((_, i) => kept.has(i));
+    w.at = w.at.filter((_, i) => kept.has(i));
+  }
+
+  /** The buffer transformed past `committed`, edit after edit; dropped ops are reported. */
+  _rebaseBuffer(committed, isList) {
+    const kept = [];
+    const lost = [];
+    let steps = committed;
+    for (const edit of this._buffer) {
+      const r = transform(edit.ops, steps, isList);
+      steps = r.committed;
+      for (const i of r.dropped) lost.push(edit.ops[i]);
+      if (r.ops.length > 0) kept.push({ ops: r.ops });
+    }
+    if (lost.length > 0) this._dropped(lost, "conflict");
+    return kept;
   }
 
   _onUnversionedPatch(ops) {
@@ -1411,44 +1573,82 @@ export class SyncedStore {
   }
 
   /**
-   * The app's view: the confirmed state with the pending writes re-applied
-   * in order. A write that no longer applies is dropped and reported.
+   * The app's view: the confirmed state, the write in flight, the buffer.
+   * What no longer applies is dropped and reported: an op of the write in
+   * flight (the server would refuse the whole write), an edit of the buffer.
    */
   _rebuild() {
     let state = this._confirmed;
-    this._pending = this._pending.filter((w) => {
+    if (this._inflight !== null) state = this._applyInflight(state, this._inflight);
+    this._base = state;
+    this._buffer = this._buffer.filter((edit) => {
       try {
-        state = applyPatch(state, w.ops);
+        state = applyPatch(state, edit.ops);
         return true;
       } catch (error) {
-        this._dropped(w.ops, "conflict", error);
+        this._dropped(edit.ops, "conflict", error);
         return false;
       }
     });
     this._state = state;
   }
 
+  _applyInflight(state, w) {
+    try {
+      return applyPatch(state, w.ops);
+    } catch {
+      // find the ops that do not apply, below
+    }
+    const failed = [];
+    let error;
+    w.ops.forEach((op, i) => {
+      try {
+        state = applyPatch(state, [op]);
+      } catch (e) {
+        failed.push(i);
+        error ??= e;
+      }
+    });
+    this._dropFromInflight(w, failed, error);
+    return state;
+  }
+
   /**
    * Forget the version (the server or this object is unversioned). Protocol 1
-   * has no ack, so writes already sent count as confirmed.
+   * has no ack, so a write already sent counts as confirmed; one never sent
+   * on this connection goes first in the buffer, to be sent as made.
    */
   _unversion() {
     this._version = this._epoch = null;
-    for (const w of this._pending.filter((w) => w.sent)) {
+    const w = this._inflight;
+    this._inflight = null;
+    if (w !== null && (w.onWire || w.ackV !== undefined)) {
       try {
         this._confirmed = applyPatch(this._confirmed, w.ops);
       } catch {
         // it was dropped from the view already
       }
+    } else if (w !== null) {
+      this._buffer.unshift({ ops: w.ops });
     }
-    this._pending = this._pending.filter((w) => !w.sent);
+    this._base = this._confirmed;
   }
 
-  /** Protocol 2 is on: a store holding a version resumes from it (the server sends what it missed), so its writes can go. */
+  /**
+   * The `_HELLO` answer: protocol 2 is on, and a store holding a version
+   * resumes from it (the server sends what it missed). True if it has writes
+   * to send, which wait for the end of the resume (Session#_sendBarrier).
+   */
   _onResume() {
-    if (this._version === null) return;
+    if (this._version === null) return false;
     this._synced = true;
-    this._flush();
+    return this._held() || this._buffer.length > 0;
+  }
+
+  /** The resume frames are in: a write still held was never committed, and goes again; else the buffer goes. */
+  _onResumed() {
+    if (this._held()) this._transmit();
+    else this._flush();
   }
 
   _onAction(data) {
@@ -1487,9 +1687,9 @@ export class SyncedStore {
   _onClose(message) {
     this._synced = false;
     this._awaitingSet = false;
-    // The state, version and pending writes stay for the resume; writes not
-    // acknowledged go again on the next connection, with the same $id.
-    for (const w of this._pending) if (w.ackV === undefined) w.sent = false;
+    // State, version, the write in flight and the buffer stay for the resume;
+    // a write not acknowledged goes again on the next connection, same $id.
+    if (this._inflight !== null && this._inflight.ackV === undefined) this._inflight.onWire = false;
     for (const { reject } of this._pendingTasks.splice(0)) reject(new ConnectionError(message));
   }
 
