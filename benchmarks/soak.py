@@ -36,6 +36,7 @@ from .plots import COLORS, pyplot
 
 sys.path.insert(0, str(REPO_DIR / "tests"))
 
+import fuzz_grammar
 from fuzz_client import (
     CLOSED,
     Findings,
@@ -47,6 +48,10 @@ from fuzz_client import (
 from fuzz_grammar import FUZZ, Grammar, id_key, wire_state
 
 SAMPLE_EVERY = 5.0
+STATE_NODES = 300
+"""Each client's state stays this small (in JSON values), so that the server's
+memory can be flat: growth of the apps' data is not a leak."""
+fuzz_grammar.MAX_STATE_NODES = STATE_NODES
 WINDOW = 10.0
 
 
@@ -243,13 +248,14 @@ async def sample(
     from .common import rss_bytes
 
     while not stop.is_set():
-        stats = await asyncio.to_thread(server.stats, False, True)
+        stats = await asyncio.to_thread(server.stats, False, True, True)
         soak.samples.append(
             {
                 "t": time.monotonic() - t0,
                 "rss": rss_bytes(pid),
                 "lag": stats["lag"]["window"],
                 "sessions": stats["sessions"],
+                "state": stats["state_bytes"],
             }
         )
         with contextlib.suppress(TimeoutError):

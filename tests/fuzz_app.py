@@ -32,6 +32,7 @@ from typing import Annotated, Any
 
 import uvicorn
 from pydantic import BaseModel, Field
+from pydantic_core import to_json
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -250,6 +251,9 @@ class App:
 
     async def stats(self, request: Request) -> JSONResponse:
         objects = {}
+        size = None
+        if request.query_params.get("size") == "1":  # what the apps' state holds, as JSON
+            size = sum(len(to_json(o.sync.state())) for o in self.objects.values())
         if request.query_params.get("objects") != "0":
             objects = {
                 k: {"dump": o.model_dump(mode="json"), "state": o.sync.state()}
@@ -262,6 +266,7 @@ class App:
                 "pid": os.getpid(),
                 "sessions": self.sessions,
                 "pings": self.pings,
+                "state_bytes": size,
                 "logged": self.logged.records,
                 "objects": objects,
             }

@@ -75,9 +75,12 @@ class ServerProcess:
             time.sleep(0.1)
         raise RuntimeError("fuzz server did not start")
 
-    def stats(self, objects: bool = True, reset: bool = False) -> dict[str, Any]:
-        """The app's /stats; `reset` starts a new window for the worst lag."""
-        query = f"?objects={int(objects)}&reset={int(reset)}"
+    def stats(
+        self, objects: bool = True, reset: bool = False, size: bool = False
+    ) -> dict[str, Any]:
+        """The app's /stats; `reset` starts a new window for the worst lag,
+        `size` adds the JSON size of every ``FUZZ`` state."""
+        query = f"?objects={int(objects)}&reset={int(reset)}&size={int(size)}"
         url = self.url("/stats" + query, "http")
         with urllib.request.urlopen(url, timeout=30) as response:
             data: dict[str, Any] = json.loads(response.read())
