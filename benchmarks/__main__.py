@@ -12,7 +12,7 @@ from pathlib import Path
 from .common import BENCH_DIR, Config, Progress, SectionResult
 from .report import print_summary, update_readme, write_section, write_summary
 
-SECTIONS = ["sync_cost", "mutation_mix", "tracking_tax", "e2e", "fanout", "memory"]
+SECTIONS = ["sync_cost", "mutation_mix", "tracking_tax", "e2e", "fanout", "memory", "inbound"]
 ALIASES = {str(i + 1): name for i, name in enumerate(SECTIONS)}
 
 
@@ -28,7 +28,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "--only",
         action="append",
         metavar="SECTION",
-        help=f"run only this section (repeatable): {', '.join(SECTIONS)} or 1-6",
+        help=f"run only this section (repeatable): {', '.join(SECTIONS)} or 1-{len(SECTIONS)}",
     )
     p.add_argument("--out", type=Path, help="results directory (default benchmarks/results)")
     p.add_argument(
