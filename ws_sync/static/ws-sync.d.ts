@@ -1,15 +1,17 @@
 /**
  * Type declarations for ws-sync.js, the ws-sync browser client.
  * Wire protocol: docs/protocol.md. Every outbound text frame is `{"type", "data"}` JSON,
- * except local writes under versioned sync, which add `"v"` and `"$id"`.
+ * except local writes under versioned sync, which add `"v"`, `"epoch"` and `"$id"`.
  *
  * Versioned sync (protocol 2, the default): the socket URL gets `ws_sync=2`
  * and the first frame is `_HELLO` with the confirmed `{epoch, v}` of every
  * store. Server `_SET`/`_PATCH` frames carry the object's version `v`; a
  * store keeps the confirmed state and version across reconnects and resumes
- * from them, and its local writes stay pending until the server acknowledges
- * them (`ack`) or refuses them (`_ERROR` with their `$id`). A server that does
- * not answer `_HELLO` with protocol 2 is spoken to in protocol 1, as before.
+ * from them. It has at most one write in flight; the write and the edits made
+ * after it are transformed past every server commit (see `transform`), stay
+ * pending until the server acknowledges the write (`ack`) or refuses it
+ * (`_ERROR` with its `$id`), and then the next edits go as one write. A server
+ * that does not answer `_HELLO` with protocol 2 is spoken to in protocol 1.
  *
  * Every `action()` promise and task `done` promise settles exactly once: on
  * its answer (`_ACTION_RESULT`, `_TASK_DONE`, or an `_ERROR` carrying its id),
@@ -61,6 +63,38 @@ export function getAt(doc: unknown, pointer: Pointer): unknown;
 export function hasAt(doc: unknown, pointer: Pointer): boolean;
 /** JSON equality (key order ignored; `undefined` members count as absent). */
 export function deepEqual(a: unknown, b: unknown): boolean;
+
+// ---------------------------------------------------------------------------
+// Transform of concurrent ops (the server's ws_sync/transform.py)
+// ---------------------------------------------------------------------------
+
+/** Whether the container at these (unescaped) tokens is an array, in the document the ops were made on. */
+export type IsList = (tokens: string[]) => boolean;
+
+export interface Transformed {
+  /** The ops that are kept, rewritten to apply after the committed ones. */
+  ops: PatchOperation[];
+  /** Indexes (in the ops given) of the ops dropped: their target, or an ancestor of it, was removed or replaced. */
+  dropped: number[];
+  /**
+   * The committed ops as structural steps (a move is a remove and an add),
+   * carried past the kept ops: ops made after these are transformed past
+   * them in turn. Steps of a remove or a move have no value.
+   */
+  committed: Array<PatchOperation | { op: "add"; path: string }>;
+}
+
+/**
+ * `ops` rewritten to apply after `committed`, by the rules of
+ * ws_sync/transform.py and its table of cases (tests/transform_cases.json):
+ * list indexes shift across adds and removes of the same list, an op whose
+ * target or an ancestor of it went is dropped, and of two writes of one
+ * path the later (`ops`) is kept.
+ */
+export function transform(ops: PatchOperation[], committed: PatchOperation[], isList: IsList): Transformed;
+
+/** `op` after `first` was applied before it (`op` wins ties); null if `first` removed or replaced what `op` needs. */
+export function past(op: PatchOperation, first: PatchOperation, isList: IsList): PatchOperation | null;
 
 // ---------------------------------------------------------------------------
 // Helpers and errors
@@ -121,20 +155,25 @@ export interface DroppedEdit {
   ops: PatchOperation[];
   /**
    * "offline": made while offline with `offlineEdits: "drop"`; "conflict": no
-   * longer applies to the server's new state; "rejected" (protocol 2): the
-   * server refused it (`error` is its `_ERROR` data, also passed to onError).
+   * longer applies to the server's new state (protocol 2: the transform past a
+   * server commit dropped it, here or on the server, which names it in its
+   * ack's `dropped`); "rejected" (protocol 2): the server refused the write
+   * (`error` is its `_ERROR` data, also passed to onError).
    */
   reason: "offline" | "conflict" | "rejected";
   error?: PatchError | ServerError;
 }
 
-/** A server frame as received, for the fields beside `data` (`v`, `epoch`, `ack` under protocol 2). */
+/** A server frame as received, for the fields beside `data` (`v`, `epoch`, `ack`, `dropped` under protocol 2). */
 export interface Frame {
   type: string;
   data?: unknown;
   v?: number;
   epoch?: string;
+  /** On the commit of a client's write (every subscriber gets it): that write's `$id`. */
   ack?: string;
+  /** With `ack`: indexes, in the write as sent, of the ops the server's transform dropped. */
+  dropped?: number[];
   [key: string]: unknown;
 }
 
@@ -173,8 +212,9 @@ export interface SessionOptions {
 
   /**
    * Local edits made while offline: "queue" (default) applies them at once and
-   * sends them once the server state is known again (protocol 2: after the
-   * `_HELLO` answer; protocol 1: replayed after the next `_SET` of their key);
+   * sends them once the server state is known again (protocol 2: once the
+   * resume after the `_HELLO` answer is in; protocol 1: replayed after the
+   * next `_SET` of their key);
    * "drop" rejects them via onEditsDropped. Overridable per store.
    */
   offlineEdits?: "queue" | "drop";
@@ -296,16 +336,22 @@ export interface TaskHandle<R = unknown> {
 
 /**
  * The local copy of one synced object: the state the server confirmed, with
- * the local edits it has not confirmed yet re-applied on top, in order.
+ * the local edits it has not confirmed yet applied on top, in order.
  * Local edits are optimistic. An edit that no longer applies after a server
  * change is dropped (onEditsDropped, "conflict").
  *
- * Protocol 2: an edit is sent with the confirmed version and a `$id`, and
- * stays pending until the server's ack (a `_PATCH` with `ack`); an `_ERROR`
- * with its `$id` rolls it back ("rejected"). Edits made offline, and edits
- * sent but not acknowledged when the connection dropped (same `$id`), are
- * sent after the next `_HELLO` answer. State and version survive a
- * disconnect; the server sends only what was missed.
+ * Protocol 2: at most one write is in flight per store. The edits made
+ * while it is out wait, and go as one write when it is acknowledged (a
+ * `_PATCH` with its `ack`), on the version that ack brought. A write carries
+ * the confirmed version and epoch it applies to and a `$id`; an `_ERROR`
+ * with its `$id` rolls it back ("rejected"). Every server commit moves the
+ * write in flight and the waiting edits past it, as the server transforms
+ * the write, so an edit stays on the item it was made on; what a commit
+ * removed is dropped ("conflict"). A `_SET` keeps them and re-applies them
+ * by position. State and version survive a disconnect; the server sends only
+ * what was missed. After a reconnect, writes wait until the resume is in (a
+ * second `_HELLO` is answered after the resume frames): a write whose ack is
+ * among them is done, one that is not is sent again with its `$id`.
  *
  * Protocol 1: edits made offline or before the connection's first `_SET` are
  * replayed on that `_SET`; an edit counts as confirmed once sent.
@@ -317,7 +363,7 @@ export class SyncedStore<S = any> {
   readonly key: string;
   /** The state came from the server on the current connection: a `_SET`, or (protocol 2) a resume from `version`. */
   readonly synced: boolean;
-  /** Local edits not sent yet (made offline, before the state was known, or lost with a connection before their ack). */
+  /** Local edits not sent yet (made offline, before the state was known, waiting behind the write in flight, or lost with a connection before their ack). */
   readonly pendingEdits: number;
   /** Local edits the server has not confirmed yet: not sent, or (protocol 2) awaiting their ack. */
   readonly pending: number;

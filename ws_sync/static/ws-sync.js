@@ -11,7 +11,7 @@
  *   await notes.action("RENAME", { new_title: "Groceries" });
  *
  * Every outbound text frame is `JSON.stringify({type, data})`, except local
- * writes under versioned sync, which add `v` and `$id`. Every action or
+ * writes under versioned sync, which add `v`, `epoch` and `$id`. Every action or
  * task-start promise settles exactly once: on its answer, or with a
  * ConnectionError when the connection ends first. At most `maxInFlight`
  * actions await their answer at once; later calls wait in order.
@@ -19,9 +19,10 @@
  * Versioned sync ("protocol 2"): the socket URL gets `ws_sync=2` and the first
  * frame is `_HELLO` with the confirmed version of every store. Server `_SET`
  * and `_PATCH` frames carry the object's version `v`; a store keeps the
- * server's confirmed copy, its version and epoch, and the local writes the
- * server has not acknowledged yet, re-applied on top. A server that does not
- * answer `_HELLO` that way is spoken to in protocol 1, exactly as before.
+ * server's confirmed copy, its version and epoch, one write in flight and the
+ * edits made since, transformed past every server commit as the server
+ * transforms writes (`transform`). A server that does not answer `_HELLO`
+ * that way is spoken to in protocol 1, exactly as before.
  *
  * @module ws-sync
  */
