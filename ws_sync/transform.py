@@ -1,23 +1,26 @@
 """Concurrent JSON Patch ops, made to apply one after the other.
 
 A client's write is made on version b; by the time it arrives, commits after
-b may have shifted, removed or replaced what it points at. `transform`
-rewrites the write to apply after those commits, as ShareDB's json0 does for
-its own ops:
+b may have shifted, removed, replaced or moved what it points at.
+`transform` rewrites the write to apply after those commits, as ShareDB's
+json0 does for its own ops:
 
-- list indexes shift across ``add``/``remove``/``move`` in the same list (an
-  insert at the same index as a committed one goes after it);
+- list indexes shift across ``add``/``remove``/``move`` in the same list; of
+  two inserts at one index, the earlier commit's comes first;
 - an op whose target, or any ancestor of it, was removed or replaced is
   dropped (``add`` at a removed position or key is kept: it inserts there);
+- an op inside a moved value follows it; of two moves of one value, the later
+  commit's wins;
 - two writes of the same path: the later commit wins, so the write is kept;
-- ``move`` is a ``remove`` then an ``add``, ``copy`` an ``add``, ``test``
-  changes nothing; ops inside a moved value are dropped with it.
+- ``copy`` is an ``add`` there, ``test`` changes nothing.
 
-Whether a token is a list index or an object key is not in the pointer:
-`is_list(tokens)` says whether the container at `tokens` is a list (in the
-document the ops were made on). The same rules, and the table of cases in
-``tests/transform_cases.json``, hold for the browser client's copy in
-``static/ws-sync.js``. Cost: O(ops x committed ops x path length).
+Each op of a write applies after the ones before it, so the committed ops are
+carried past each op in turn (also past one that is dropped: the client had
+applied it). Whether a token is a list index or an object key is not in the
+pointer: `is_list(tokens)` says whether the container at `tokens` is a list.
+The browser client (``static/ws-sync.js``) implements the same rules; both
+pass the table of cases in ``tests/transform_cases.json``. Cost: O(ops x
+committed ops x path length).
 """
 
 from __future__ import annotations
@@ -30,89 +33,124 @@ from . import pointer
 Op = dict[str, Any]
 IsList = Callable[[tuple[str, ...]], bool]
 
+_INSERTS = ("add", "move", "copy")
+
 
 def transform(ops: list[Op], committed: list[Op], is_list: IsList) -> tuple[list[Op], list[int]]:
     """`ops` rewritten to apply after `committed`, and the indexes of the ops
-    that were dropped. Each op of `ops` applies after the ones before it, so
-    the committed ops are carried past each kept op in turn."""
-    steps = [s for c in committed for s in _steps(c)]
-    out: list[Op] = []
-    dropped: list[int] = []
-    for i, op in enumerate(ops):
-        moved = _past_all(op, steps, is_list)
-        if moved is None:
-            dropped.append(i)
-            continue
-        out.append(moved)
-        steps = [s for step in steps if (s := past(step, moved, is_list)) is not None]
+    that were dropped."""
+    out, dropped, _ = transform_both(ops, committed, is_list)
     return out, dropped
 
 
-def _past_all(op: Op, steps: list[Op], is_list: IsList) -> Op | None:
-    moved: Op | None = op
-    for step in steps:
-        if moved is None:
-            return None
-        moved = past(moved, step, is_list)
-    return moved
+def transform_both(
+    ops: list[Op], committed: list[Op], is_list: IsList
+) -> tuple[list[Op], list[int], list[Op]]:
+    """`transform`, plus `committed` carried past all of `ops` (what a client
+    rebases the edits it made after `ops` over)."""
+    steps = [step for c in committed if (step := _structural(c)) is not None]
+    out: list[Op] = []
+    dropped: list[int] = []
+    for i, op in enumerate(ops):
+        current: Op | None = op
+        carried: list[Op] = []
+        for step in steps:
+            if current is None:
+                carried.append(step)
+                continue
+            moved = past(step, current, is_list, later=False)
+            current = past(current, step, is_list, later=True)
+            if moved is not None:
+                carried.append(moved)
+        steps = carried
+        if current is None:
+            dropped.append(i)
+        else:
+            out.append(current)
+    return out, dropped, steps
 
 
-def past(op: Op, first: Op, is_list: IsList) -> Op | None:
-    """`op` after `first` was applied before it (and wins ties); None if
-    `first` removed or replaced what `op` needs."""
-    for step in _steps(first):
-        path = _shift(op, "path", step, is_list)
-        if path is None:
-            return None
-        source = _shift(op, "from", step, is_list) if "from" in op else None
-        if "from" in op and source is None:
-            return None
-        op = {**op, "path": path} if source is None else {**op, "path": path, "from": source}
-    return op
-
-
-def _steps(op: Op) -> list[Op]:
-    """An op as the structural steps it takes: a move removes then adds."""
+def _structural(op: Op) -> Op | None:
     kind = op.get("op")
-    if kind == "move":
-        return [{"op": "remove", "path": op["from"]}, {"op": "add", "path": op["path"]}]
     if kind == "copy":
-        return [{"op": "add", "path": op["path"]}]
-    if kind in ("add", "remove", "replace"):
-        return [op]
-    return []
+        return {"op": "add", "path": op["path"]}
+    if kind in ("add", "remove", "replace", "move"):
+        return op
+    return None
 
 
-def _shift(op: Op, field: str, step: Op, is_list: IsList) -> str | None:
-    """The pointer `op[field]` after `step`; None if `step` took its target."""
-    x = pointer.split(op[field])
+def past(op: Op, first: Op, is_list: IsList, later: bool = True) -> Op | None:
+    """`op` after `first` was applied; None if `first` took what `op` needs.
+    `later`: `op` is the later of the two (it loses ties between inserts and
+    wins between two moves of one value)."""
+    kind = first.get("op")
+    if kind == "copy":
+        first = {"op": "add", "path": first["path"]}
+    elif kind not in ("add", "remove", "replace", "move"):
+        return op
+    fields = ("path", "from") if "from" in op else ("path",)
+    out = dict(op)
+    for field in fields:
+        own = field == "path" and op.get("op") in _INSERTS
+        tokens = pointer.split(op[field])
+        moved = _past_move(tokens, own, first, is_list, later, op, field)
+        shifted = moved if first["op"] == "move" else _shift(tokens, own, first, is_list, later)
+        if shifted is None:
+            return None
+        out[field] = pointer.compose(shifted)
+    return out
+
+
+def _past_move(
+    x: list[str], own: bool, move: Op, is_list: IsList, later: bool, op: Op, field: str
+) -> list[str] | None:
+    if move["op"] != "move":
+        return x
+    source, target = pointer.split(move["from"]), pointer.split(move["path"])
+    if source == target:
+        return x
+    n = len(source)
+    if not own and x[:n] == source:  # the moved value, or inside it: follow it
+        if field == "from" and op.get("op") == "move" and x == source and not later:
+            return None  # both moved this value: the later move wins
+        return target + x[n:]
+    removed = _shift(x, own, {"op": "remove", "path": move["from"]}, is_list, later)
+    if removed is None:
+        return None
+    return _shift(removed, own, {"op": "add", "path": move["path"]}, is_list, later)
+
+
+def _shift(x: list[str], own: bool, step: Op, is_list: IsList, later: bool) -> list[str] | None:
+    """The tokens `x` after `step` (add, remove or replace); None if `step`
+    took its target. `own`: `x` is an insert position, not a value."""
     t = pointer.split(step["path"])
     kind = step["op"]
-    own = field == "path" and op.get("op") == "add"  # inserting, not pointing at a value
     n = len(t)
     if n == 0:  # the whole document replaced or removed
-        return None if x else op[field]
-    parent = t[:-1]
-    under = len(x) > n and x[:n] == t
-    same = x == t
-    if is_list(tuple(parent)):
-        if len(x) < n or x[: n - 1] != parent:
-            return op[field]
+        return None if x else x
+    if len(x) < n or x[: n - 1] != t[:-1]:
+        return x  # not in the same container
+    at_level = len(x) == n
+    if is_list(tuple(t[:-1])):
         j, k = x[n - 1], t[n - 1]
         if j == "-" or k == "-" or not (j.isdigit() and k.isdigit()):
-            return op[field]
+            return x
         ji, ki = int(j), int(k)
         if kind == "add":
-            ji = ji + 1 if ji >= ki else ji
+            if ji > ki or (ji == ki and not (own and at_level and not later)):
+                ji += 1
         elif kind == "remove":
-            if ji == ki and not (own and len(x) == n):
+            if ji == ki and not (own and at_level):
                 return None
-            ji = ji - 1 if ji > ki else ji
-        elif kind == "replace" and ji == ki and len(x) > n:
+            if ji > ki:
+                ji -= 1
+        elif kind == "replace" and ji == ki and not at_level:
             return None
-        return pointer.compose([*x[: n - 1], str(ji), *x[n:]])
-    if under:
+        return [*x[: n - 1], str(ji), *x[n:]]
+    if x[n - 1] != t[n - 1]:
+        return x
+    if not at_level:
         return None  # an ancestor was replaced or removed
-    if same and kind == "remove" and not own:
+    if kind == "remove" and not own:
         return None
-    return op[field]
+    return x
