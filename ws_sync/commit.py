@@ -15,7 +15,6 @@ History costs memory per object: at most `HISTORY_COMMITS` frames and
 from __future__ import annotations
 
 import secrets
-from collections import deque
 
 HISTORY_COMMITS = 256
 """Commits kept per object for resume; a client further behind gets `_SET`."""
@@ -35,7 +34,7 @@ class CommitLog:
         self.version = 0
         self.max_commits = max_commits
         self.max_chars = max_chars
-        self._frames: deque[str] = deque()  # versions version-len+1 .. version
+        self._frames: list[str] = []  # versions version-len+1 .. version
         self._chars = 0
 
     def append(self, frame: str) -> None:
@@ -44,8 +43,20 @@ class CommitLog:
         frames = self._frames
         frames.append(frame)
         self._chars += len(frame)
-        while frames and (len(frames) > self.max_commits or self._chars > self.max_chars):
-            self._chars -= len(frames.popleft())
+        if len(frames) > self.max_commits or self._chars > self.max_chars:
+            self._trim()
+
+    def _trim(self) -> None:
+        """Drop the oldest frames until within bounds (a list, not a deque: an
+        idle object's log stays small, and trimming is rare and short)."""
+        frames = self._frames
+        drop = max(0, len(frames) - self.max_commits)
+        chars = self._chars - sum(len(f) for f in frames[:drop])
+        while drop < len(frames) and chars > self.max_chars:
+            chars -= len(frames[drop])
+            drop += 1
+        del frames[:drop]
+        self._chars = chars
 
     def restart(self) -> None:
         """A change that has no patch (it is only in a `_SET`): the next
@@ -62,7 +73,7 @@ class CommitLog:
         missed = self.version - version
         if missed > len(self._frames):
             return None
-        return list(self._frames)[len(self._frames) - missed :] if missed else []
+        return self._frames[len(self._frames) - missed :] if missed else []
 
     @property
     def chars(self) -> int:

@@ -99,8 +99,7 @@ class Sync:
         self._stale = False  # a patch was consumed but could not be sent
         self.log = CommitLog(history_commits, history_chars)
         """Version, epoch and recent commits (`ws_sync.commit`)."""
-        self.writes = Recent()
-        """Ids of committed client writes, with their versions."""
+        self._writes: Recent | None = None  # ids of committed client writes, made on first use
         self._trailing: asyncio.TimerHandle | None = None
 
         selection = select_attributes(obj, sync_all, include, exclude)
@@ -482,7 +481,9 @@ class Sync:
         if write_id is not None:
             fields = {"ack": write_id, "dropped": dropped} if dropped else {"ack": write_id}
             self.publish(self._commit(ops, **fields))
-            self.writes.put(write_id, str(self.log.version))
+            if self._writes is None:
+                self._writes = Recent()
+            self._writes.put(write_id, str(self.log.version))
             return
         if not ops:
             return
@@ -495,7 +496,7 @@ class Sync:
         """A write resent after a lost connection, already committed: the
         sender gets that commit again (or the whole state), nothing is applied
         twice."""
-        committed = self.writes.get(write_id)
+        committed = self._writes.get(write_id) if self._writes is not None else None
         if committed is None:
             return False
         if sender is not None and sender.is_connected:
