@@ -99,8 +99,7 @@ class Session:
         self._lock = asyncio.Lock()
         self._kept: list[Any] = []
         self._runs: set[tasks.TaskRun] = set()
-        self.calls = Recent()
-        """Ids of protocol-2 actions and task starts handled, with their answers."""
+        self._calls: Recent | None = None
         _live[self] = asyncio._get_running_loop()
         session_context.set(self)  # objects built next in this task belong to it
 
@@ -168,6 +167,13 @@ class Session:
             frames = []
         progress = (run.progress_frame() for run in tasks.running(sync).values())
         return frames + [frame for frame in progress if frame is not None]
+
+    @property
+    def calls(self) -> Recent:
+        """Ids of protocol-2 actions and task starts handled, with their answers."""
+        if self._calls is None:
+            self._calls = Recent()
+        return self._calls
 
     def flush_pending(self) -> None:
         """Send what a handler changed but did not sync (it raised first, or
