@@ -44,3 +44,15 @@ def test_a_restart_keeps_counting_but_forgets_the_history() -> None:
     assert log.since(log.epoch, 2) == []
     assert log.since(log.epoch, 1) is None
     assert CommitLog().epoch != CommitLog().epoch
+
+
+def test_the_history_bounds_are_sync_options() -> None:
+    from ws_sync import sync_all
+
+    class Small:
+        @sync_all("SMALL", history_commits=2, history_chars=100)
+        def __init__(self) -> None:
+            self.n = 0
+
+    small = Small()
+    assert (small.sync.log.max_commits, small.sync.log.max_chars) == (2, 100)

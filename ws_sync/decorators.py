@@ -34,6 +34,8 @@ class SyncOptions(TypedDict, total=False):
     expose_running_tasks: bool
     read_only: Any
     logger: logging.Logger | None
+    history_commits: int
+    history_chars: int
 
 
 def _decorate(target: Any, options: dict[str, Any]) -> Any:
