@@ -3,17 +3,20 @@
 // model of the server (model_server.js) that transforms writes as the real one.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
+import { applyPatch } from "../../ws_sync/static/ws-sync.js";
 import { ModelClient, ModelServer, prng, settle } from "./model_server.js";
 
 const card = (id) => ({ id, text: `t:${id}:0`, votes: 0, tags: [] });
 
-/** One random local edit, made on what `client` sees. */
-function randomEdit(client, random, ids) {
+const ALL_EDITS = ["insert", "append", "remove", "move", "text", "vote", "tag", "title", "two"];
+
+/** One random local edit of `kinds`, made on what `client` sees. */
+function randomEdit(client, random, ids, kinds) {
   const { store } = client;
   const { cards } = store.getState();
   const n = cards.length;
   const i = random.int(Math.max(n, 1));
-  const kind = random.pick(n === 0 ? ["insert", "title"] : ["insert", "append", "remove", "move", "text", "vote", "tag", "title", "two"]);
+  const kind = random.pick(n === 0 ? ["insert", "title"] : kinds);
   switch (kind) {
     case "insert":
       return store.patch([{ op: "add", path: `/cards/${random.int(n + 1)}`, value: card(`c${ids.next++}`) }]);
@@ -23,7 +26,7 @@ function randomEdit(client, random, ids) {
       return store.patch([{ op: "remove", path: `/cards/${i}` }]);
     case "move":
       return store.patch([{ op: "move", from: `/cards/${i}`, path: `/cards/${random.int(n)}` }]);
-    case "text": // names the card it is meant for: see textsNameTheirCard
+    case "text": // names the card it is meant for: see misplacedTexts
       return store.set(`/cards/${i}/text`, `t:${cards[i].id}:${ids.next++}`);
     case "vote":
       return store.set(`/cards/${i}/votes`, cards[i].votes + 1);
@@ -42,25 +45,43 @@ function randomEdit(client, random, ids) {
   }
 }
 
-/** A card's text names the card an edit meant it for: an edit that landed elsewhere shows. */
-function misplacedTexts(doc) {
-  return doc.cards.filter((c) => c.text.split(":")[1] !== c.id).map((c) => `${c.id} has ${c.text}`);
+/**
+ * The text edits of an acknowledged commit that landed on another card than
+ * the one they were made on: a text names its card's id (`t:<id>:<n>`), and
+ * each op is checked on the document as the commit's earlier ops left it.
+ */
+function misplacedTexts(before, frame) {
+  if (frame.ack === undefined) return [];
+  const out = [];
+  let doc = before;
+  for (const op of frame.data) {
+    doc = applyPatch(doc, [op]);
+    const m = /^\/cards\/(\d+)\/text$/.exec(op.path);
+    if (m === null) continue;
+    const card = doc.cards[Number(m[1])];
+    if (op.value.split(":")[1] !== card.id) out.push(`${op.value} landed on ${card.id}`);
+  }
+  return out;
 }
 
-function run(seed) {
+function run(seed, kinds = ALL_EDITS) {
   const random = prng(seed);
   const ids = { next: 100 };
   const initial = { title: "", cards: [card("c1"), card("c2"), card("c3")] };
   const server = new ModelServer("BOARD", initial);
   const misplaced = [];
-  server.onCommit = (doc) => misplaced.push(...misplacedTexts(doc));
+  let texts = 0;
+  server.onCommit = (doc, frame, before) => {
+    texts += frame.ack === undefined ? 0 : frame.data.filter((op) => op.path.endsWith("/text")).length;
+    misplaced.push(...misplacedTexts(before, frame));
+  };
   const clients = ["A", "B", "C"].slice(0, 2 + random.int(2)).map((name) => new ModelClient(server, name, {}));
   for (const c of clients) c.connect();
   settle(clients, random);
   for (let step = 0; step < 60; step++) {
     const r = random();
     const client = random.pick(clients);
-    if (r < 0.35) randomEdit(client, random, ids);
+    if (r < 0.35) randomEdit(client, random, ids, kinds);
     else if (r < 0.4) client.online ? client.drop() : client.connect();
     else if (r < 0.45) server.change([{ op: "add", path: `/cards/${random.int(server.doc.cards.length + 1)}`, value: card(`s${ids.next++}`) }]);
     else {
@@ -73,7 +94,7 @@ function run(seed) {
   }
   for (const c of clients) c.connect();
   settle(clients, random);
-  return { server, clients, misplaced };
+  return { server, clients, misplaced, texts };
 }
 
 describe("concurrent edits converge", () => {
@@ -93,6 +114,37 @@ describe("concurrent edits converge", () => {
       writes += server.committedIds.size;
     }
     assert.ok(writes > 1000, `the runs commit client writes (${writes} of ${commits} commits)`);
+  });
+
+});
+
+/** Over 200 seeded runs of `kinds` of edits, the acknowledged text edits that landed on another card. */
+function misplacedOver200(kinds) {
+  let texts = 0;
+  const misplaced = [];
+  for (let seed = 1; seed <= 200; seed++) {
+    const r = run(seed, kinds);
+    texts += r.texts;
+    misplaced.push(...r.misplaced.map((m) => `seed ${seed}: ${m}`));
+  }
+  assert.ok(texts > 300, `the runs commit text edits (${texts})`);
+  return misplaced;
+}
+
+describe("concurrent edits keep their intent", () => {
+  // Cards are inserted at an index (not "-") and never moved.
+  const positional = ["insert", "remove", "text", "vote", "tag", "title", "two"];
+
+  it("200 seeded runs of inserts, removes and edits: every acknowledged text edit is on the card it was made on", () => {
+    assert.deepEqual(misplacedOver200(positional), []);
+  });
+
+  it("with moves too", { todo: "a move's target index counts in the list without its source; transform.py shifts it as a plain index" }, () => {
+    assert.deepEqual(misplacedOver200([...positional, "move"]), []);
+  });
+
+  it("with appends (\"-\") too", { todo: "an op after an append names the new item by index, and \"-\" does not shift across other appends" }, () => {
+    assert.deepEqual(misplacedOver200([...positional, "append"]), []);
   });
 });
 

@@ -46,7 +46,7 @@ export class ModelServer {
     this.links = new Set();
     this.committedIds = new Set();
     this.rejected = [];
-    this.onCommit = null; // (doc, frame) after each commit, for invariants
+    this.onCommit = null; // (doc, frame, before) after each commit, for invariants
   }
 
   /** A commit of the server's own (a `sync()`): no ack. */
@@ -55,13 +55,14 @@ export class ModelServer {
   }
 
   _commit(ops, extra) {
+    const before = this.doc;
     this.doc = applyPatch(this.doc, ops);
     this.version++;
     const frame = { type: `_PATCH:${this.key}`, data: ops, v: this.version, ...extra };
     const text = JSON.stringify(frame);
     this.history.push({ v: this.version, text });
     for (const link of this.links) if (link.greeted) link.down(text);
-    this.onCommit?.(this.doc, frame);
+    this.onCommit?.(this.doc, frame, before);
   }
 
   _set() {

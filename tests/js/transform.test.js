@@ -55,11 +55,19 @@ describe("transform: the committed steps carried past the kept ops", () => {
     assert.deepEqual(a, b);
   });
 
-  it("are the committed ops as steps: a move is a remove and an add", () => {
-    const r = transform([], [{ op: "move", from: "/items/0", path: "/items/2" }, { op: "test", path: "/meta/x", value: 1 }], isList);
+  it("are the committed ops that change the document's shape: a move stays a move, a copy is an add, a test goes", () => {
+    const r = transform(
+      [],
+      [
+        { op: "move", from: "/items/0", path: "/items/2" },
+        { op: "copy", from: "/items/0", path: "/items/1" },
+        { op: "test", path: "/meta/x", value: 1 },
+      ],
+      isList,
+    );
     assert.deepEqual(r.committed, [
-      { op: "remove", path: "/items/0" },
-      { op: "add", path: "/items/2" },
+      { op: "move", from: "/items/0", path: "/items/2" },
+      { op: "add", path: "/items/1" },
     ]);
   });
 
@@ -70,7 +78,7 @@ describe("transform: the committed steps carried past the kept ops", () => {
     assert.deepEqual(r.committed, []);
   });
 
-  it("are not carried past dropped ops", () => {
+  it("are carried past dropped ops too: the client had applied them", () => {
     const r = transform(
       [{ op: "replace", path: "/items/1", value: "X" }, { op: "add", path: "/items/0", value: "y" }],
       [{ op: "remove", path: "/items/1" }],
@@ -78,6 +86,18 @@ describe("transform: the committed steps carried past the kept ops", () => {
     );
     assert.deepEqual(r.dropped, [0]);
     assert.deepEqual(r.committed, [{ op: "remove", path: "/items/2" }]);
+  });
+
+  it("are carried past each op where they stood when it applied", () => {
+    // The second commit's insert at 0 meets the write's insert at 0 only
+    // after the first commit's remove moved past it.
+    const committed = [{ op: "remove", path: "/items/0" }, { op: "add", path: "/items/0", value: "s" }];
+    const r = transform([{ op: "add", path: "/items/0", value: "x" }], committed, isList);
+    assert.deepEqual(r.ops, [{ op: "add", path: "/items/1", value: "x" }]);
+    assert.deepEqual(r.committed, [{ op: "remove", path: "/items/1" }, { op: "add", path: "/items/0", value: "s" }]);
+    const a = applyPatch(applyPatch(doc, committed), r.ops);
+    const b = applyPatch(applyPatch(doc, [{ op: "add", path: "/items/0", value: "x" }]), r.committed);
+    assert.deepEqual(a, b);
   });
 
   it("can rebase ops made after the transformed ones, as one transform would", () => {
@@ -106,6 +126,25 @@ describe("past", () => {
       from: "/items/1",
       path: "/items/0",
     });
+  });
+
+  it("follows a moved value, and of two moves of one value the later wins", () => {
+    const isList = listOracle({ items: [{ t: 1 }, { t: 2 }, { t: 3 }] });
+    const move = { op: "move", from: "/items/0", path: "/items/2" };
+    assert.deepEqual(past({ op: "replace", path: "/items/0/t", value: 9 }, move, isList), { op: "replace", path: "/items/2/t", value: 9 });
+    // An insert at the source does not follow the value away.
+    assert.deepEqual(past({ op: "add", path: "/items/0", value: 0 }, move, isList), { op: "add", path: "/items/0", value: 0 });
+    const other = { op: "move", from: "/items/0", path: "/items/1" };
+    assert.deepEqual(past(other, move, isList, true), { op: "move", from: "/items/2", path: "/items/0" });
+    assert.equal(past(other, move, isList, false), null);
+  });
+
+  it("puts the later of two inserts at one index after the earlier", () => {
+    const isList = listOracle({ items: [1, 2] });
+    const mine = { op: "add", path: "/items/1", value: "x" };
+    const theirs = { op: "add", path: "/items/1", value: "y" };
+    assert.deepEqual(past(mine, theirs, isList, true).path, "/items/2");
+    assert.deepEqual(past(mine, theirs, isList, false).path, "/items/1");
   });
 
   it("is null when the target went", () => {

@@ -344,14 +344,19 @@ function diffArrays(a, b, path, ops) {
 /**
  * `ops` rewritten to apply after `committed`, as ws_sync/transform.py does
  * (same rules, same table of cases: tests/transform_cases.json). List indexes
- * shift across adds and removes of the same list, an op whose target or an
- * ancestor of it was removed or replaced is dropped, and two writes of one
- * path keep the later (`ops`). `isList(tokens)` says whether the container
- * at those tokens is an array in the document the ops were made on.
+ * shift across adds, removes and moves of the same list (of two inserts at
+ * one index the committed one comes first); an op whose target or an
+ * ancestor of it was removed or replaced is dropped; an op inside a moved
+ * value follows it; two writes of one path keep the later (`ops`).
+ * `isList(tokens)` says whether the container at those tokens is an array in
+ * the document the ops were made on.
  *
- * Returns the kept ops, the indexes (in `ops`) of the dropped ones, and
- * `committed`: the committed ops as steps carried past the kept ops, which
- * is what ops made after `ops` must be transformed past in turn.
+ * Each op of `ops` applies after the ones before it, so the committed ops are
+ * carried past each op in turn, where they stood when it applied (also past
+ * an op that is dropped: the client had applied it). Returns the kept ops,
+ * the indexes (in `ops`) of the dropped ones, and `committed`: the committed
+ * ops carried past all of `ops`, which is what ops made after `ops` must be
+ * transformed past in turn.
  *
  * @param {Array<object>} ops
  * @param {Array<object>} committed
@@ -359,68 +364,86 @@ function diffArrays(a, b, path, ops) {
  * @returns {{ops: Array<object>, dropped: number[], committed: Array<object>}}
  */
 export function transform(ops, committed, isList) {
-  let steps = committed.flatMap(stepsOf);
+  let steps = committed.map(structural).filter((step) => step !== null);
   const out = [];
   const dropped = [];
   ops.forEach((op, i) => {
-    const moved = pastAll(op, steps, isList);
-    if (moved === null) {
-      dropped.push(i);
-      return;
+    let current = op;
+    const carried = [];
+    for (const step of steps) {
+      if (current === null) {
+        carried.push(step);
+        continue;
+      }
+      // Both from the values before this pair: the step and the op meet once.
+      const moved = past(step, current, isList, false);
+      current = past(current, step, isList, true);
+      if (moved !== null) carried.push(moved);
     }
-    out.push(moved);
-    // Each op applies after the ones before it: so must the committed steps.
-    steps = steps.map((step) => past(step, moved, isList)).filter((step) => step !== null);
+    steps = carried;
+    if (current === null) dropped.push(i);
+    else out.push(current);
   });
   return { ops: out, dropped, committed: steps };
 }
 
-function pastAll(op, steps, isList) {
-  let moved = op;
-  for (const step of steps) {
-    if (moved === null) return null;
-    moved = past(moved, step, isList);
-  }
-  return moved;
-}
-
-/**
- * `op` after `first` was applied before it (`op` wins ties); null if `first`
- * removed or replaced what `op` needs.
- * @param {object} op
- * @param {object} first
- * @param {(tokens: string[]) => boolean} isList
- * @returns {object | null}
- */
-export function past(op, first, isList) {
-  for (const step of stepsOf(first)) {
-    const path = shift(op, "path", step, isList);
-    if (path === null) return null;
-    if (!("from" in op)) {
-      op = { ...op, path };
-      continue;
-    }
-    const source = shift(op, "from", step, isList);
-    if (source === null) return null;
-    op = { ...op, path, from: source };
-  }
-  return op;
-}
-
-/** An op as the structural steps it takes: a move removes then adds, a copy adds, a test takes none. */
-function stepsOf(op) {
+/** A committed op as it changes the document's shape: a copy adds, a test does nothing (null). */
+function structural(op) {
   switch (op?.op) {
-    case "move":
-      return [{ op: "remove", path: op.from }, { op: "add", path: op.path }];
     case "copy":
-      return [{ op: "add", path: op.path }];
+      return { op: "add", path: op.path };
     case "add":
     case "remove":
     case "replace":
-      return [op];
+    case "move":
+      return op;
     default:
-      return [];
+      return null;
   }
+}
+
+const INSERTS = new Set(["add", "move", "copy"]);
+
+/**
+ * `op` after `first` was applied before it; null if `first` removed or
+ * replaced what `op` needs. `later`: `op` is the later of the two, so it
+ * loses a tie between two inserts at one index and wins between two moves
+ * of one value.
+ * @param {object} op
+ * @param {object} first
+ * @param {(tokens: string[]) => boolean} isList
+ * @param {boolean} [later]
+ * @returns {object | null}
+ */
+export function past(op, first, isList, later = true) {
+  first = structural(first);
+  if (first === null) return op;
+  const out = { ...op };
+  for (const field of "from" in op ? ["path", "from"] : ["path"]) {
+    const own = field === "path" && INSERTS.has(op.op); // an insert position, not a value
+    const x = parsePointer(op[field]);
+    const shifted = first.op === "move" ? pastMove(x, own, first, isList, later, op, field) : shift(x, own, first, isList, later);
+    if (shifted === null) return null;
+    out[field] = formatPointer(shifted);
+  }
+  return out;
+}
+
+const sameTokens = (a, b) => a.length === b.length && samePrefix(a, b, a.length);
+
+/** The tokens `x` after `move`: the moved value (or inside it) follows it; anything else shifts as by a remove then an add. */
+function pastMove(x, own, move, isList, later, op, field) {
+  const source = parsePointer(move.from);
+  const target = parsePointer(move.path);
+  if (sameTokens(source, target)) return x;
+  const n = source.length;
+  if (!own && x.length >= n && samePrefix(x, source, n)) {
+    // Both moved this value: the later move wins.
+    if (field === "from" && op.op === "move" && x.length === n && !later) return null;
+    return [...target, ...x.slice(n)];
+  }
+  const removed = shift(x, own, { op: "remove", path: move.from }, isList, later);
+  return removed === null ? null : shift(removed, own, { op: "add", path: move.path }, isList, later);
 }
 
 const DIGITS = /^[0-9]+$/;
@@ -430,34 +453,37 @@ const samePrefix = (a, b, n) => {
   return true;
 };
 
-/** The pointer `op[field]` after `step`; null if `step` took its target. */
-function shift(op, field, step, isList) {
-  const x = parsePointer(op[field]);
+/**
+ * The tokens `x` after `step` (add, remove or replace); null if `step` took
+ * its target. `own`: `x` is an insert position, not a value.
+ */
+function shift(x, own, step, isList, later) {
   const t = parsePointer(step.path);
   const kind = step.op;
-  const own = field === "path" && op.op === "add"; // inserting, not pointing at a value
   const n = t.length;
-  if (n === 0) return x.length > 0 ? null : op[field]; // the whole document replaced or removed
-  const parent = t.slice(0, -1);
-  if (isList(parent)) {
-    if (x.length < n || !samePrefix(x, parent, n - 1)) return op[field];
+  if (n === 0) return x.length > 0 ? null : x; // the whole document replaced or removed
+  if (x.length < n || !samePrefix(x, t, n - 1)) return x; // not in the same container
+  const atLevel = x.length === n;
+  if (isList(t.slice(0, -1))) {
     const [j, k] = [x[n - 1], t[n - 1]];
-    if (!DIGITS.test(j) || !DIGITS.test(k)) return op[field]; // "-" included
+    if (!DIGITS.test(j) || !DIGITS.test(k)) return x; // "-" included
     let ji = Number(j);
     const ki = Number(k);
     if (kind === "add") {
-      if (ji >= ki) ji++;
+      // Of two inserts at one index, the earlier one comes first.
+      if (ji > ki || (ji === ki && !(own && atLevel && !later))) ji++;
     } else if (kind === "remove") {
-      if (ji === ki && !(own && x.length === n)) return null;
+      if (ji === ki && !(own && atLevel)) return null;
       if (ji > ki) ji--;
-    } else if (kind === "replace" && ji === ki && x.length > n) {
+    } else if (kind === "replace" && ji === ki && !atLevel) {
       return null;
     }
-    return formatPointer([...x.slice(0, n - 1), String(ji), ...x.slice(n)]);
+    return [...x.slice(0, n - 1), String(ji), ...x.slice(n)];
   }
-  if (x.length > n && samePrefix(x, t, n)) return null; // an ancestor was replaced or removed
-  if (x.length === n && samePrefix(x, t, n) && kind === "remove" && !own) return null;
-  return op[field];
+  if (x[n - 1] !== t[n - 1]) return x;
+  if (!atLevel) return null; // an ancestor was replaced or removed
+  if (kind === "remove" && !own) return null;
+  return x;
 }
 
 /**
