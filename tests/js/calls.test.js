@@ -106,7 +106,7 @@ describe("settling action promises", () => {
     assert.equal(a.state, "rejected");
     assert.ok(a.error instanceof ConnectionError);
     assert.ok(task.error instanceof ConnectionError);
-    assert.equal(t.session.state, "closed");
+    assert.equal(t.session.state, "reconnecting");
     assert.equal(t.clock.pending, 1, "a reconnect is scheduled");
     t.ws.drop(); // its late close event changes nothing
     assert.equal(t.clock.pending, 1);
@@ -161,7 +161,7 @@ describe("frames in flight", () => {
 
   it("waiting calls reject with ConnectionError when the connection ends, sent ones too", async () => {
     for (const end of [(t) => t.ws.drop(), (t) => t.session.close(), (t) => t.ws.receive("_DISCONNECT", "bye")]) {
-      const t = synced({ maxInFlight: 1 });
+      const t = synced({ maxInFlight: 1, offlineActions: "fail" });
       const calls = ["A", "B", "C"].map((type) => track(t.store.action(type)));
       end(t);
       await flush();

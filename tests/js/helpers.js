@@ -82,17 +82,21 @@ export function fakeWebSocketClass() {
   };
 }
 
-/** A manual clock: timers run only when the test says so. */
+/**
+ * A manual clock: timers run only when the test says so, earliest due first
+ * (ties in the order they were set), moving `now` to their due time.
+ */
 export class FakeClock {
   constructor() {
     this.timers = new Map();
     this.delays = []; // every delay ever scheduled, in order
+    this.now = 0;
     this._next = 1;
   }
 
   setTimeout = (fn, ms) => {
     const id = this._next++;
-    this.timers.set(id, { fn, ms });
+    this.timers.set(id, { fn, ms, due: this.now + (ms ?? 0) });
     this.delays.push(ms);
     return id;
   };
@@ -105,12 +109,27 @@ export class FakeClock {
     return this.timers.size;
   }
 
-  /** Run the earliest-scheduled pending timer. */
+  /** Run the pending timer due first. */
   runNext() {
-    const [id, timer] = this.timers.entries().next().value ?? [];
-    if (id === undefined) throw new Error("no pending timer");
+    let first = null;
+    for (const entry of this.timers) if (first === null || entry[1].due < first[1].due) first = entry;
+    if (first === null) throw new Error("no pending timer");
+    const [id, timer] = first;
     this.timers.delete(id);
+    this.now = Math.max(this.now, timer.due);
     timer.fn();
+  }
+
+  /** Let `ms` pass, running every timer that falls due meanwhile. */
+  advance(ms) {
+    const until = this.now + ms;
+    for (;;) {
+      let first = null;
+      for (const entry of this.timers) if (entry[1].due <= until && (first === null || entry[1].due < first[1].due)) first = entry;
+      if (first === null) break;
+      this.runNext();
+    }
+    this.now = until;
   }
 }
 

@@ -220,7 +220,7 @@ describe("useSynced", () => {
     seen.at(-1).cancelTask("PROCESS_BATCH");
     const { $id, ...start } = t.ws.framesOf("_TASK_START:NOTES")[0].data;
     assert.deepEqual(start, { type: "PROCESS_BATCH", items: ["a"] });
-    assert.equal(typeof $id, "number");
+    assert.equal(typeof $id, "string");
     assert.deepEqual(t.ws.framesOf("_TASK_CANCEL:NOTES")[0].data, { type: "PROCESS_BATCH" });
     t.ws.receive("_TASK_DONE:NOTES", { type: "PROCESS_BATCH", status: "cancelled" });
     assert.equal((await task.done).status, "cancelled");
@@ -273,10 +273,11 @@ describe("useConnectionState", () => {
     const t = await mount(() => h(Status));
     assert.equal(t.container.textContent, "open");
     await act(async () => t.ws.drop());
-    assert.equal(t.container.textContent, "closed");
+    assert.equal(t.container.textContent, "reconnecting");
     await act(async () => t.clock.runNext()); // the reconnect timer fires
-    assert.equal(t.container.textContent, "connecting");
+    assert.equal(t.container.textContent, "reconnecting");
+    await act(async () => t.ws.open());
     const changes = states.filter((s, i) => s !== states[i - 1]);
-    assert.deepEqual(changes, ["connecting", "open", "closed", "connecting"]);
+    assert.deepEqual(changes, ["connecting", "open", "reconnecting", "open"]);
   });
 });

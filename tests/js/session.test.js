@@ -32,7 +32,7 @@ describe("connection lifecycle", () => {
     t.clock.runNext();
     unsubscribe();
     t.ws.open();
-    assert.deepEqual(seen, ["closed", "connecting"]);
+    assert.deepEqual(seen, ["reconnecting"], "the retry is still reconnecting");
   });
 
   it("send() writes {type, data} JSON and refuses when not open", () => {
@@ -76,9 +76,9 @@ describe("reconnect backoff", () => {
     const t = makeSession({ initialDelay: 100, factor: 2, maxDelay: 1000, jitter: 0.5, random: () => 0 });
     for (let i = 0; i < 6; i++) {
       t.ws.drop();
-      assert.equal(t.session.state, "closed");
+      assert.equal(t.session.state, "reconnecting");
       t.clock.runNext();
-      assert.equal(t.session.state, "connecting");
+      assert.equal(t.session.state, "reconnecting");
     }
     // random() = 0: no jitter taken off; base = min(1000, 100 * 2^n)
     assert.deepEqual(t.clock.delays, [100, 200, 400, 800, 1000, 1000]);
@@ -138,7 +138,7 @@ describe("reconnect backoff", () => {
       onError: (e) => errors.push(e),
     });
     s.connect();
-    assert.equal(s.state, "closed");
+    assert.equal(s.state, "reconnecting");
     assert.equal(errors[0].message, "boom");
     fail = false;
     clock.runNext();

@@ -324,8 +324,8 @@ describe("actions", () => {
     assert.equal(await pOther, "x");
   });
 
-  it("pending actions reject when the connection closes; offline actions reject at once", async () => {
-    const t = synced();
+  it("pending actions reject when the connection closes; offline actions reject at once with offlineActions: fail", async () => {
+    const t = synced(undefined, { offlineActions: "fail" });
     const p = t.store.action("SLOW");
     t.ws.drop();
     await assert.rejects(p, ConnectionError);
@@ -372,7 +372,7 @@ describe("tasks", () => {
     t.store.onTaskDone("PROCESS_BATCH", (d) => dones.push(d));
     const task = t.store.startTask("PROCESS_BATCH", { items: ["a", "b"] });
     const [start] = t.ws.framesOf("_TASK_START:NOTES");
-    assert.equal(typeof start.data.$id, "number", "a $id lets the server's _ERROR name this start");
+    assert.equal(typeof start.data.$id, "string", "a $id lets the server's _ERROR name this start");
     assert.deepEqual(start, { type: "_TASK_START:NOTES", data: { type: "PROCESS_BATCH", items: ["a", "b"], $id: start.data.$id } });
     t.ws.receive("_TASK_PROGRESS:NOTES", { type: "PROCESS_BATCH", value: "Processed a" });
     t.ws.receive("_TASK_PROGRESS:NOTES", { type: "OTHER", value: "not mine" });
@@ -402,7 +402,7 @@ describe("tasks", () => {
   });
 
   it("an _ERROR for _TASK_START rejects the latest start; closing rejects the rest", async () => {
-    const t = synced();
+    const t = synced(undefined, { offlineActions: "fail" });
     const running = t.store.startTask("JOB");
     const second = t.store.startTask("JOB");
     t.ws.receive("_ERROR", { event: "_TASK_START:NOTES", message: "already running", errors: [] });

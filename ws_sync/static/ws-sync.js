@@ -516,6 +516,17 @@ export class ActionError extends Error {
   }
 }
 
+/**
+ * No answer within `actionTimeout`. An ActionError (callers that catch those
+ * catch this too) named "TimeoutError"; the action may still run.
+ */
+export class ActionTimeoutError extends ActionError {
+  constructor(message, details = {}) {
+    super(message, details);
+    this.name = "TimeoutError";
+  }
+}
+
 /** The request could not be sent, or its connection closed before the answer. */
 export class ConnectionError extends Error {
   constructor(message) {
@@ -624,6 +635,10 @@ const DEFAULTS = {
   factor: 2,
   jitter: 0.5,
   offlineEdits: "queue",
+  offlineActions: "queue",
+  actionTimeout: 30_000,
+  pingInterval: 10_000,
+  pingTimeout: 10_000,
   getOnConnect: false,
   maxInFlight: 32,
   protocol: 2,
@@ -655,27 +670,36 @@ const actionError = (err) => new ActionError(err.message ?? "rejected by the ser
  * and unanswered at once: the server reads a flooding client slowly
  * (backpressure), so a burst would otherwise stall every frame behind it,
  * patches included. Later calls wait here in call order and go out as
- * answers come in. Ids are unique per session, so answers are matched by id
- * alone.
+ * answers come in. Ids are unique across page reloads, so answers are
+ * matched by id alone.
+ *
+ * Calls made while the connection is down wait too (`offlineActions:
+ * "queue"`), and so do calls sent on a protocol-2 connection that dropped
+ * before their answer: the server remembers ids, so the same frame is sent
+ * again after the resume and runs at most once. Such carried-over calls go
+ * only once the new connection's protocol is known and its resume is in.
+ * Every call settles: with its answer, an error, or after `actionTimeout`.
  */
 class ActionCalls {
   constructor(session) {
     this.session = session;
     this._inFlight = new Map(); // $id -> entry, oldest sent first
-    this._waiting = []; // entries not sent yet, FIFO
+    this._waiting = []; // entries not sent (or to be sent again), FIFO
   }
 
   /** Send `{type, ...params, $id}` as `event` (or queue it); a Promise of the result. */
   call(event, type, params) {
     return new Promise((resolve, reject) => {
-      const id = this.session._newId();
+      const session = this.session;
+      const id = session._newId();
       // Serialized now: a bad param throws to this caller, not to whichever
       // answer later sends the frame.
       const text = JSON.stringify({ type: event, data: { type, ...params, $id: id } });
-      const entry = { id, event, type, text, resolve, reject };
-      if (!this.session.isOpen) reject(new ConnectionError(`not connected: action ${type} not sent`));
-      else if (this._waiting.length > 0 || this._inFlight.size >= this.session.options.maxInFlight) this._waiting.push(entry);
-      else this._transmit(entry);
+      const entry = { id, event, type, text, resolve, reject, timer: null, carried: !session.isOpen, resend: false };
+      if (!session.isOpen && !session._queuesCalls()) return reject(new ConnectionError(`not connected: action ${type} not sent`));
+      this._arm(entry);
+      this._waiting.push(entry);
+      this._pump();
     });
   }
 
@@ -707,12 +731,43 @@ class ActionCalls {
     return false;
   }
 
-  /** The connection ended: every call, sent or waiting, rejects. */
+  /** The session closed for good: every call, sent or waiting, rejects. */
   failAll(message) {
     const all = [...this._inFlight.values(), ...this._waiting];
     this._inFlight.clear();
     this._waiting = [];
-    for (const entry of all) entry.reject(new ConnectionError(message));
+    for (const entry of all) this._fail(entry, new ConnectionError(message));
+  }
+
+  /**
+   * The connection dropped and another will follow. Sent calls go again if
+   * the server remembers ids (`resend`, protocol 2), else reject: they may
+   * have run. Calls not sent yet wait, unless `offlineActions` is "fail".
+   */
+  onLost(message, resend) {
+    const queue = this.session.options.offlineActions === "queue";
+    const again = [];
+    for (const entry of this._inFlight.values()) {
+      if (resend) again.push(Object.assign(entry, { carried: true, resend: true }));
+      else this._fail(entry, new ConnectionError(message));
+    }
+    this._inFlight.clear();
+    const waiting = this._waiting;
+    this._waiting = again;
+    for (const entry of waiting) {
+      if (queue || entry.resend) this._waiting.push(Object.assign(entry, { carried: true }));
+      else this._fail(entry, new ConnectionError(message));
+    }
+  }
+
+  /** The new connection's resume is in: a resend to a server that does not remember ids rejects; the rest goes. */
+  onResumed(protocol) {
+    if (protocol !== 2) {
+      const resends = this._waiting.filter((e) => e.resend);
+      this._waiting = this._waiting.filter((e) => !e.resend);
+      for (const entry of resends) this._fail(entry, new ConnectionError("connection lost before the answer"));
+    }
+    this._pump();
   }
 
   /** Remove and return the sent entry `id` (or null), letting a waiting call take its slot. */
@@ -720,12 +775,41 @@ class ActionCalls {
     const entry = this._inFlight.get(id);
     if (!entry) return null;
     this._inFlight.delete(id);
+    this._settled(entry);
     this._pump();
     return entry;
   }
 
+  _fail(entry, error) {
+    this._settled(entry);
+    entry.reject(error);
+  }
+
+  _settled(entry) {
+    if (entry.timer !== null) this.session._clearTimeout(entry.timer);
+    entry.timer = null;
+  }
+
+  /** Start the `actionTimeout` clock of `entry`, from the call on (queued or not). */
+  _arm(entry) {
+    const ms = this.session.options.actionTimeout;
+    if (ms === null || ms === undefined || ms === Infinity) return;
+    entry.timer = this.session._setTimeout(() => {
+      entry.timer = null;
+      if (this._inFlight.delete(entry.id)) this._pump();
+      else this._waiting = this._waiting.filter((e) => e !== entry);
+      entry.reject(new ActionTimeoutError(`action ${entry.type}: no answer within ${ms} ms`, { id: entry.id, timeout: ms }));
+    }, ms);
+  }
+
+  /** Whether `entry` may go now: carried-over calls wait for the new connection's resume. */
+  _canSend(entry) {
+    const s = this.session;
+    return s.isOpen && !s._barrier && (!entry.carried || s._protocol !== null);
+  }
+
   _pump() {
-    while (this._waiting.length > 0 && this._inFlight.size < this.session.options.maxInFlight) {
+    while (this._waiting.length > 0 && this._inFlight.size < this.session.options.maxInFlight && this._canSend(this._waiting[0])) {
       this._transmit(this._waiting.shift());
     }
   }
@@ -735,11 +819,11 @@ class ActionCalls {
     try {
       sent = this.session._sendText(entry.text);
     } catch (e) {
-      entry.reject(e);
+      this._fail(entry, e);
       return;
     }
     if (sent) this._inFlight.set(entry.id, entry);
-    else entry.reject(new ConnectionError(`not connected: action ${entry.type} not sent`));
+    else this._fail(entry, new ConnectionError(`not connected: action ${entry.type} not sent`));
   }
 }
 
@@ -750,9 +834,22 @@ class ActionCalls {
 /**
  * One WebSocket connection to a ws-sync server, reconnecting on loss.
  *
- * States: "connecting" → "open" → "closed" (lost: a reconnect is scheduled
- * unless `close()` was called) or "disconnected" (the server sent
- * `_DISCONNECT`; no reconnect until `connect()` is called again).
+ * States:
+ * - "connecting": the first connection is being opened;
+ * - "open": connected;
+ * - "reconnecting": the connection was lost; a retry is scheduled (backoff)
+ *   or under way. Calls and edits wait for it.
+ * - "offline": the browser says it is offline; no retries until it is back
+ *   online (or `retryNow()`);
+ * - "closed": `close()` was called, or the connection was lost with
+ *   `reconnect: false`;
+ * - "disconnected": the server sent `_DISCONNECT` (another tab took the
+ *   session over; `disconnectMessage` says why); no reconnect until
+ *   `connect()` or `retryNow()`.
+ *
+ * On a protocol-2 connection idle for `pingInterval` the session sends
+ * `_PING`; with no frame within `pingTimeout` after it, the connection
+ * counts as dead and is replaced.
  */
 export class Session {
   /**
@@ -769,6 +866,8 @@ export class Session {
     this._setTimeout = options.setTimeout ?? ((fn, ms) => globalThis.setTimeout(fn, ms));
     this._clearTimeout = options.clearTimeout ?? ((t) => globalThis.clearTimeout(t));
     this._random = options.random ?? Math.random;
+    // online/offline events: `window` in browsers; any EventTarget in tests.
+    this._window = "window" in options ? options.window : globalThis.window;
     this._handlers = new Map(); // event type -> Set<handler>
     this._stateListeners = new Set();
     this._stores = new Map();
@@ -779,21 +878,36 @@ export class Session {
     this._timer = null;
     this._attempt = 0;
     this._binMeta = null; // a _BIN_META waiting for its binary frame
-    this._lastId = 0; // `$id`s of actions and task starts, unique per session
     this._calls = new ActionCalls(this);
     this._echoed = new Set(); // event kinds whose _ERROR carried an id on this connection
     this._ids = null;
     this._offered = false; // this connection's URL and first frame offer protocol 2
     this._protocol = null; // agreed on this connection; null while not known
     this._barrier = false; // a second _HELLO is out: its answer ends the resume (see _sendBarrier)
-    // Write ids must not repeat across page reloads: the server may keep them.
-    this._writePrefix = randomId().replace(/-/g, "").slice(0, 12);
-    this._writeCount = 0;
+    // `$id`s of writes, actions and task starts must not repeat across page
+    // reloads (the server remembers them per session): a random prefix and a
+    // counter, one for all three, since an _ERROR names any of them by id.
+    this._idPrefix = randomId().replace(/-/g, "").slice(0, 12);
+    this._idCount = 0;
+    this._serverProtocol = null; // agreed on the last connection that agreed one
+    this._offline = false; // the browser said "offline"
+    this._idleTimer = null; // liveness: _PING when it fires
+    this._pongTimer = null; // liveness: the connection is dead when it fires
+    this._pings = 0;
+    this._disconnectMessage = null;
+    this._onlineEvent = () => this._onOnline();
+    this._offlineEvent = () => this._onOffline();
+    this._listening = false;
   }
 
-  /** "connecting" | "open" | "closed" | "disconnected" */
+  /** "connecting" | "open" | "reconnecting" | "offline" | "closed" | "disconnected" */
   get state() {
     return this._state;
+  }
+
+  /** The server's `_DISCONNECT` message when the state is "disconnected" (taken over); else null. */
+  get disconnectMessage() {
+    return this._state === "disconnected" ? this._disconnectMessage : null;
   }
 
   get isOpen() {
@@ -809,13 +923,30 @@ export class Session {
   connect() {
     this._wantOpen = true;
     this._disconnected = false;
-    if (this._ws === null && this._timer === null) this._open();
+    this._listen(true);
+    if (this._ws === null && this._timer === null && !this._offline) this._open();
     return this;
+  }
+
+  /**
+   * Reconnect at once, skipping the backoff (and an "offline" or
+   * "disconnected" state). A no-op while connected or connecting.
+   */
+  retryNow() {
+    this._offline = false;
+    if (this._ws !== null) return this;
+    if (this._timer !== null) {
+      this._clearTimeout(this._timer);
+      this._timer = null;
+    }
+    this._attempt = 0;
+    return this.connect();
   }
 
   /** Close the connection and stop reconnecting. Unanswered actions and tasks reject with ConnectionError. */
   close() {
     this._wantOpen = false;
+    this._listen(false);
     if (this._timer !== null) {
       this._clearTimeout(this._timer);
       this._timer = null;
@@ -911,11 +1042,43 @@ export class Session {
   // --- internals -----------------------------------------------------------
 
   _newId() {
-    return ++this._lastId;
+    return `${this._idPrefix}-${++this._idCount}`;
   }
 
   _newWriteId() {
-    return `${this._writePrefix}-${++this._writeCount}`;
+    return this._newId();
+  }
+
+  /** Whether calls made while not connected wait for the connection (else they reject). */
+  _queuesCalls() {
+    return this.options.offlineActions === "queue" && this._wantOpen && !this._disconnected;
+  }
+
+  /** Follow the browser's online/offline events while the session wants to be open. */
+  _listen(on) {
+    const w = this._window;
+    if (on === this._listening || typeof w?.addEventListener !== "function") return;
+    this._listening = on;
+    const method = on ? "addEventListener" : "removeEventListener";
+    w[method]("online", this._onlineEvent);
+    w[method]("offline", this._offlineEvent);
+  }
+
+  /** Offline: no socket, no retries; calls and edits wait. */
+  _onOffline() {
+    if (!this._wantOpen) return;
+    this._offline = true;
+    if (this._timer !== null) {
+      this._clearTimeout(this._timer);
+      this._timer = null;
+    }
+    const ws = this._ws;
+    if (ws) this._lost(ws);
+    else this._setState("offline");
+  }
+
+  _onOnline() {
+    if (this._wantOpen && this._offline) this.retryNow();
   }
 
   _sendText(text) {
@@ -933,7 +1096,7 @@ export class Session {
 
   _open() {
     this._timer = null;
-    this._setState("connecting");
+    this._setState(this._state === "reconnecting" ? "reconnecting" : "connecting");
     const url = this.options.protocol === 2 ? versionedUrl(this.url) : null;
     this._offered = url !== null;
     let ws;
@@ -973,6 +1136,46 @@ export class Session {
     if (this._offered) this._ws.send(JSON.stringify({ type: "_HELLO", data: { protocol: 2, versions: this._versions() } }));
     this._setState("open");
     for (const store of this._stores.values()) store._onOpen();
+    if (!this._offered) this._onResumeEnd();
+  }
+
+  /**
+   * What waited for this connection goes, after the writes (the server
+   * handles frames in order): task starts, then actions; those sent on the
+   * last connection go again only to a server that remembers ids.
+   */
+  _onResumeEnd() {
+    for (const store of this._stores.values()) store._sendTasks(this._protocol);
+    this._calls.onResumed(this._protocol);
+  }
+
+  // --- liveness --------------------------------------------------------------
+
+  /** A frame came in: the connection is alive; ping again after `pingInterval` of silence (protocol 2 only). */
+  _alive() {
+    this._stopLiveness();
+    const ms = this.options.pingInterval;
+    if (this._protocol !== 2 || ms === null || ms === undefined) return;
+    this._idleTimer = this._setTimeout(() => this._ping(), ms);
+  }
+
+  _ping() {
+    this._idleTimer = null;
+    if (!this.isOpen) return;
+    this._ws.send(JSON.stringify({ type: "_PING", data: ++this._pings }));
+    const ms = this.options.pingTimeout;
+    if (ms === null || ms === undefined) return;
+    const ws = this._ws;
+    this._pongTimer = this._setTimeout(() => {
+      this._pongTimer = null;
+      if (ws === this._ws) this._lost(ws); // nothing came back: replace the connection
+    }, ms);
+  }
+
+  _stopLiveness() {
+    if (this._idleTimer !== null) this._clearTimeout(this._idleTimer);
+    if (this._pongTimer !== null) this._clearTimeout(this._pongTimer);
+    this._idleTimer = this._pongTimer = null;
   }
 
   /** `{key: {epoch, v}}` of every store holding a confirmed server copy, for `_HELLO`. */
@@ -989,10 +1192,12 @@ export class Session {
     if (this._protocol === 2 && this._barrier) return this._onBarrier();
     if (this._protocol !== null) return;
     if (data?.protocol !== 2) return this._fallBack();
-    this._protocol = 2;
+    this._protocol = this._serverProtocol = 2;
+    this._alive();
     let held = false;
     for (const store of this._stores.values()) held = store._onResume() || held;
     if (held) this._sendBarrier();
+    else this._onResumeEnd();
   }
 
   /**
@@ -1020,26 +1225,43 @@ export class Session {
   _onBarrier() {
     this._barrier = false;
     for (const store of this._stores.values()) store._onResumed();
+    this._onResumeEnd();
   }
 
   /** The server does not speak protocol 2: this connection behaves as protocol 1 throughout. */
   _fallBack() {
     if (this._protocol !== null) return;
-    this._protocol = 1;
+    this._protocol = this._serverProtocol = 1;
+    this._stopLiveness();
     for (const store of this._stores.values()) store._unversion();
+    if (this.isOpen) this._onResumeEnd();
   }
 
-  /** The connection is gone: whatever waits for an answer on it rejects with `message`. */
+  /**
+   * The connection is gone. If another follows (the session wants to be
+   * open), calls and task starts sent to a server that remembers ids wait
+   * to go again; otherwise whatever waits for an answer rejects with `message`.
+   */
   _afterClose(message) {
+    // A connection that dropped before agreeing a protocol spoke to the same server as the last one.
+    const resend = this._offered && (this._protocol ?? this._serverProtocol) === 2;
     this._binMeta = null;
     this._protocol = null;
-    this._calls.failAll(message);
-    for (const store of this._stores.values()) store._onClose(message);
+    this._barrier = false;
+    this._stopLiveness();
+    const again = this._wantOpen && !this._disconnected && this.options.reconnect;
+    if (again) this._calls.onLost(message, resend);
+    else this._calls.failAll(message);
+    for (const store of this._stores.values()) store._onClose(message, again && resend);
     if (this._disconnected) {
       this._setState("disconnected");
+    } else if (again && this._offline) {
+      this._setState("offline");
+    } else if (again) {
+      this._setState("reconnecting");
+      this._scheduleReconnect();
     } else {
       this._setState("closed");
-      if (this._wantOpen && this.options.reconnect) this._scheduleReconnect();
     }
   }
 
@@ -1058,6 +1280,7 @@ export class Session {
 
   _onMessage(raw) {
     if (typeof raw !== "string") {
+      this._alive();
       const meta = this._binMeta;
       this._binMeta = null;
       if (!meta) return console.warn("[ws-sync] binary frame without _BIN_META ignored");
@@ -1074,6 +1297,7 @@ export class Session {
     } catch {
       return console.warn("[ws-sync] ignoring a frame that is not JSON");
     }
+    this._alive();
     const { type, data } = msg ?? {};
     if (typeof type !== "string") return console.warn("[ws-sync] ignoring a frame without a type");
     // State before the _HELLO answer, without a version: a protocol-1 server.
@@ -1085,6 +1309,7 @@ export class Session {
         return;
       case "_DISCONNECT":
         this._disconnected = true;
+        this._disconnectMessage = typeof data === "string" ? data : (data?.message ?? String(data ?? ""));
         this._wantOpen = false;
         this._call(this.options.onDisconnect, data);
         break;
@@ -1200,7 +1425,9 @@ export class SyncedStore {
     this._listeners = new Set();
     this._synced = false; // a _SET arrived, or the store resumed, on the current connection
     this._awaitingSet = false; // we asked for _SET; patches until then are stale
-    this._pendingTasks = []; // {id, type, resolve, reject}, oldest first
+    this._pendingTasks = []; // {id, type, text, onWire, sent, resolve, reject}, oldest first
+    this._tasks = new Map(); // task type -> {running, progress}, as last heard
+    this._taskListeners = new Set();
     this._progress = new Map(); // task type -> Set<cb>
     this._done = new Map(); // task type -> Set<cb>
     this._actionHandlers = new Map(); // server-to-client action type -> handler
@@ -1412,12 +1639,64 @@ export class SyncedStore {
    * (start refused) or ConnectionError. `cancel()` cancels the task.
    */
   startTask(type, params = {}) {
-    const entry = { id: this.session._newId(), type };
+    const session = this.session;
+    const id = session._newId();
+    const text = JSON.stringify({ type: `_TASK_START:${this.key}`, data: { type, ...params, $id: id } });
+    const entry = { id, type, text, onWire: false, sent: false };
     const done = new Promise((resolve, reject) => Object.assign(entry, { resolve, reject }));
     done.catch(() => {}); // callers often ignore `done`; not an unhandled rejection
-    if (this.session.send(`_TASK_START:${this.key}`, { type, ...params, $id: entry.id })) this._pendingTasks.push(entry);
-    else entry.reject(new ConnectionError(`not connected: task ${type} not started`));
+    // Behind starts still waiting for the resume, or queued while offline (`offlineActions`).
+    const now = session.isOpen && !session._barrier && this._pendingTasks.every((t) => t.onWire);
+    if (now) this._transmitTask(entry);
+    if (entry.onWire || (!now && (session.isOpen || session._queuesCalls()))) {
+      this._pendingTasks.push(entry);
+      this._setTask(type, { running: true, progress: this.task(type).progress });
+    } else {
+      entry.reject(new ConnectionError(`not connected: task ${type} not started`));
+    }
     return { done, cancel: () => this.cancelTask(type) };
+  }
+
+  _transmitTask(entry) {
+    entry.onWire = this.session._sendText(entry.text);
+    entry.sent ||= entry.onWire;
+  }
+
+  /**
+   * The resume is in: task starts waiting go. One sent on the last connection
+   * goes again (same `$id`) only to a server that remembers ids; it may have
+   * started, so elsewhere it rejects.
+   */
+  _sendTasks(protocol) {
+    for (const entry of [...this._pendingTasks]) {
+      if (entry.onWire) continue;
+      if (entry.sent && protocol !== 2) this._rejectTask(entry.id, new ConnectionError("connection lost before the task started"));
+      else this._transmitTask(entry);
+    }
+  }
+
+  /**
+   * What this client last heard of task `type`: `running` from its start (or
+   * any `_TASK_PROGRESS`, such as the one a resumed connection gets for a task
+   * still running) until its `_TASK_DONE` or refusal; `progress`, its last
+   * value. The object is new on each change.
+   */
+  task(type) {
+    return this._tasks.get(type) ?? IDLE_TASK;
+  }
+
+  /** Call `listener(type, task)` whenever `task(type)` changes. Returns an unsubscribe function. */
+  subscribeTasks(listener) {
+    this._taskListeners.add(listener);
+    return () => this._taskListeners.delete(listener);
+  }
+
+  _setTask(type, task) {
+    const old = this.task(type);
+    if (old.running === task.running && old.progress === task.progress) return;
+    if (!task.running && task.progress === undefined) this._tasks.delete(type);
+    else this._tasks.set(type, task);
+    for (const listener of [...this._taskListeners]) this.session._call(() => listener(type, this.task(type)));
   }
 
   cancelTask(type) {
@@ -1686,10 +1965,12 @@ export class SyncedStore {
   }
 
   _onTaskProgress(data) {
+    this._setTask(data?.type, { running: true, progress: data?.value });
     for (const cb of [...(this._progress.get(data?.type) ?? [])]) this.session._call(() => cb(data.value, data));
   }
 
   _onTaskDone(data) {
+    this._setTask(data?.type, { running: false, progress: this.task(data?.type).progress });
     const i = this._pendingTasks.findIndex((t) => t.type === data?.type);
     if (i >= 0) this._pendingTasks.splice(i, 1)[0].resolve(data);
     for (const cb of [...(this._done.get(data?.type) ?? [])]) this.session._call(() => cb(data));
@@ -1698,32 +1979,51 @@ export class SyncedStore {
   /** Reject the task start sent with `$id` `id`. False if none is pending. */
   _rejectTask(id, error) {
     const i = this._pendingTasks.findIndex((t) => t.id === id);
-    if (i >= 0) this._pendingTasks.splice(i, 1)[0].reject(error);
+    if (i >= 0) this._failTask(this._pendingTasks.splice(i, 1)[0], error);
     return i >= 0;
   }
 
   /** An id-less refusal (servers that do not echo ids): the server refuses starts as they arrive. */
   _rejectLatestTask(error) {
-    this._pendingTasks.pop()?.reject(error);
+    const entry = this._pendingTasks.pop();
+    if (entry) this._failTask(entry, error);
+  }
+
+  _failTask(entry, error) {
+    if (!this._pendingTasks.some((t) => t.type === entry.type)) this._setTask(entry.type, { running: false, progress: this.task(entry.type).progress });
+    entry.reject(error);
   }
 
   _onOpen() {
     if (this.session.options.getOnConnect) this.fetch();
   }
 
-  _onClose(message) {
+  /**
+   * The connection is gone. `again`: another follows, to a server that
+   * remembers ids: task starts wait to go again (and tasks stay "running",
+   * no idle flash); otherwise they reject, and those queued offline wait
+   * only under `offlineActions: "queue"`.
+   */
+  _onClose(message, again) {
     this._synced = false;
     this._awaitingSet = false;
     // State, version, the write in flight and the buffer stay for the resume;
     // a write not acknowledged goes again on the next connection, same $id.
     if (this._inflight !== null && this._inflight.ackV === undefined) this._inflight.onWire = false;
-    for (const { reject } of this._pendingTasks.splice(0)) reject(new ConnectionError(message));
+    const queue = this.session._queuesCalls();
+    for (const entry of [...this._pendingTasks]) {
+      entry.onWire = false;
+      if (!again && (entry.sent || !queue)) this._rejectTask(entry.id, new ConnectionError(message));
+    }
+    if (!again) for (const [type, task] of this._tasks) if (!this._pendingTasks.some((t) => t.type === type)) this._setTask(type, { running: false, progress: task.progress });
   }
 
   _notify() {
     for (const listener of [...this._listeners]) this.session._call(listener);
   }
 }
+
+const IDLE_TASK = Object.freeze({ running: false, progress: undefined });
 
 function addTo(map, type, cb) {
   if (!map.has(type)) map.set(type, new Set());
