@@ -1096,7 +1096,8 @@ export class Session {
 
   _open() {
     this._timer = null;
-    this._setState(this._state === "reconnecting" ? "reconnecting" : "connecting");
+    // "connecting" is the first connection only; a later one is a reconnect.
+    this._setState(this._state === "closed" || this._state === "connecting" ? "connecting" : "reconnecting");
     const url = this.options.protocol === 2 ? versionedUrl(this.url) : null;
     this._offered = url !== null;
     let ws;
