@@ -16,7 +16,12 @@ export function SessionProvider(props: SessionProviderProps): ReactNode;
 /** The session of the nearest SessionProvider, or null. */
 export function useSession(): Session | null;
 
-/** The connection state; re-renders on change. Uses `session` or the provider's. */
+/**
+ * The connection state ("connecting" | "open" | "reconnecting" | "offline" |
+ * "closed" | "disconnected"); re-renders on change. Uses `session` or the
+ * provider's. Pair "reconnecting"/"offline" with `session.retryNow()`, and
+ * "disconnected" with `session.disconnectMessage`.
+ */
 export function useConnectionState(session?: Session): ConnectionState;
 
 export interface UseSyncedOptions {

@@ -37,7 +37,7 @@ export function useSession() {
   return useContext(SessionContext);
 }
 
-/** The connection state, re-rendering on change: "connecting" | "open" | "closed" | "disconnected". */
+/** The connection state, re-rendering on change: "connecting" | "open" | "reconnecting" | "offline" | "closed" | "disconnected". */
 export function useConnectionState(session) {
   const s = requireSession(session, useContext(SessionContext), "useConnectionState");
   const subscribe = useMemo(() => (cb) => s.subscribeState(cb), [s]);

@@ -15,8 +15,13 @@
  *
  * Every `action()` promise and task `done` promise settles exactly once: on
  * its answer (`_ACTION_RESULT`, `_TASK_DONE`, or an `_ERROR` carrying its id),
- * or with ConnectionError when the connection ends first (lost, socket error,
- * `_DISCONNECT`, `close()`). Answers for an id already settled are ignored.
+ * with an ActionTimeoutError after `actionTimeout`, or with ConnectionError
+ * when it can no longer be answered (`_DISCONNECT`, `close()`, a lost
+ * connection to a protocol-1 server or with `offlineActions: "fail"`).
+ * Calls made while offline wait for the reconnect; calls unanswered when a
+ * protocol-2 connection dropped go again with the same `$id` after the resume
+ * (the server runs each id at most once). Ids are a random per-page prefix
+ * and a counter. Answers for an id already settled are ignored.
  */
 
 /** A JSON value as it travels on the wire. */
@@ -77,9 +82,10 @@ export interface Transformed {
   /** Indexes (in the ops given) of the ops dropped: their target, or an ancestor of it, was removed or replaced. */
   dropped: number[];
   /**
-   * The committed ops as structural steps (a move is a remove and an add),
-   * carried past the kept ops: ops made after these are transformed past
-   * them in turn. Steps of a remove or a move have no value.
+   * The committed ops that change the document's shape (a copy as an add
+   * without value, a test left out), each carried past every op of `ops`
+   * where it stood when that op applied (also past a dropped one): ops made
+   * after `ops` are transformed past them in turn.
    */
   committed: Array<PatchOperation | { op: "add"; path: string }>;
 }
@@ -87,14 +93,20 @@ export interface Transformed {
 /**
  * `ops` rewritten to apply after `committed`, by the rules of
  * ws_sync/transform.py and its table of cases (tests/transform_cases.json):
- * list indexes shift across adds and removes of the same list, an op whose
- * target or an ancestor of it went is dropped, and of two writes of one
- * path the later (`ops`) is kept.
+ * list indexes shift across adds, removes and moves of the same list (of two
+ * inserts at one index the committed one comes first), an op whose target or
+ * an ancestor of it went is dropped, an op inside a moved value follows it,
+ * and of two writes of one path the later (`ops`) is kept.
  */
 export function transform(ops: PatchOperation[], committed: PatchOperation[], isList: IsList): Transformed;
 
-/** `op` after `first` was applied before it (`op` wins ties); null if `first` removed or replaced what `op` needs. */
-export function past(op: PatchOperation, first: PatchOperation, isList: IsList): PatchOperation | null;
+/**
+ * `op` after `first` was applied before it; null if `first` removed or
+ * replaced what `op` needs. `later` (default true): `op` is the later of the
+ * two, so it loses a tie between two inserts at one index and wins between
+ * two moves of one value.
+ */
+export function past(op: PatchOperation, first: PatchOperation, isList: IsList, later?: boolean): PatchOperation | null;
 
 // ---------------------------------------------------------------------------
 // Helpers and errors
@@ -107,7 +119,12 @@ export class ActionError extends Error {
   details: Record<string, unknown>;
 }
 
-/** Not connected when calling, or the connection ended (lost, `_DISCONNECT`, `close()`) before the answer. */
+/** No answer within `actionTimeout` (the action may still run). An ActionError, named "TimeoutError"; `details` is `{id, timeout}`. */
+export class ActionTimeoutError extends ActionError {
+  name: "TimeoutError";
+}
+
+/** Not connected when calling (and not queued), or the call can no longer be answered (`_DISCONNECT`, `close()`, a lost protocol-1 connection). */
 export class ConnectionError extends Error {
   name: "ConnectionError";
 }
@@ -122,7 +139,23 @@ export function decodeBase64(b64: string): Uint8Array;
 // Session
 // ---------------------------------------------------------------------------
 
-export type ConnectionState = "connecting" | "open" | "closed" | "disconnected";
+/**
+ * - "connecting": the first connection is being opened;
+ * - "open": connected;
+ * - "reconnecting": the connection was lost (or found dead by a ping); a
+ *   retry is scheduled or under way, calls and edits wait for it;
+ * - "offline": the browser reported offline; no retries until "online" or `retryNow()`;
+ * - "closed": `close()` was called, or the connection was lost with `reconnect: false`;
+ * - "disconnected": the server sent `_DISCONNECT` (another tab took the
+ *   session over); `disconnectMessage` says why; no retries until `connect()` or `retryNow()`.
+ */
+export interface TaskState<V = unknown> {
+  readonly running: boolean;
+  /** The last `_TASK_PROGRESS` value; undefined before any. */
+  readonly progress: V | undefined;
+}
+
+export type ConnectionState = "connecting" | "open" | "reconnecting" | "offline" | "closed" | "disconnected";
 
 export type ToastType = "default" | "message" | "info" | "success" | "warning" | "error";
 
@@ -197,6 +230,8 @@ export interface StorageLike {
 export interface SessionOptions {
   /** WebSocket constructor; default `globalThis.WebSocket`. */
   WebSocket?: new (url: string) => WebSocketLike;
+  /** Where `online`/`offline` events come from; default `globalThis.window` (none outside browsers); null to ignore them. */
+  window?: EventTarget | null;
   /** Timer and randomness, injectable for tests. Defaults: global setTimeout/clearTimeout, Math.random. */
   setTimeout?: (fn: () => void, ms: number) => unknown;
   clearTimeout?: (handle: any) => void;
@@ -218,6 +253,22 @@ export interface SessionOptions {
    * "drop" rejects them via onEditsDropped. Overridable per store.
    */
   offlineEdits?: "queue" | "drop";
+  /**
+   * `action()` and `startTask()` while not connected: "queue" (default) sends
+   * them after the reconnect and its resume (after the edits made before
+   * them); "fail" rejects them at once with ConnectionError.
+   */
+  offlineActions?: "queue" | "fail";
+  /** Reject an unanswered `action()` with ActionTimeoutError this many ms after the call (queued time included). Default 30000; null: never. */
+  actionTimeout?: number | null;
+  /**
+   * Liveness (protocol 2 only): after `pingInterval` ms without a frame from
+   * the server (default 10000; null: never) send `_PING`; with no frame
+   * within `pingTimeout` ms after it (default 10000; null: wait forever) the
+   * connection counts as dead and is replaced.
+   */
+  pingInterval?: number | null;
+  pingTimeout?: number | null;
   /**
    * Send `_GET:<key>` for every store whenever a connection opens. Off by
    * default: the server pushes `_SET` on connect (send-on-init). Stores
@@ -285,8 +336,13 @@ export class Session {
   /** Unanswered `action()` calls: sent (at most `maxInFlight`) plus waiting to be sent. */
   readonly pendingActions: number;
 
+  /** The server's `_DISCONNECT` message while the state is "disconnected" (the tab was taken over); else null. */
+  readonly disconnectMessage: string | null;
+
   /** Open the connection (idempotent). */
   connect(): this;
+  /** Reconnect now, skipping the backoff wait (also from "offline" or "disconnected"). A no-op while connected or connecting. */
+  retryNow(): this;
   /** Close and stop reconnecting; unanswered actions (sent or waiting) and task `done` promises reject with ConnectionError. */
   close(): void;
 
@@ -401,12 +457,25 @@ export class SyncedStore<S = any> {
   /** `_BIN_META {type: "_ACTION:<key>", metadata: {type, ...params}}` + bytes. */
   sendBinaryAction(type: string, params: Record<string, unknown>, bytes: ArrayBufferLike | ArrayBufferView | Blob): boolean;
 
-  /** `_TASK_START` with a `$id`; an `_ERROR` with that id rejects `done` (see SessionOptions.onError for servers without ids). */
+  /**
+   * `_TASK_START` with a `$id`; an `_ERROR` with that id rejects `done` (see
+   * SessionOptions.onError for servers without ids). Queued while offline as
+   * actions are; sent again with its id after a protocol-2 resume.
+   */
   startTask<R = unknown>(type: string, params?: Record<string, unknown>): TaskHandle<R>;
   /** `_TASK_CANCEL`. False when not connected. */
   cancelTask(type: string): boolean;
   onTaskProgress<V = unknown>(type: string, cb: (value: V, data: { type: string; value: V }) => void): () => void;
   onTaskDone<R = unknown>(type: string, cb: (data: TaskDone<R>) => void): () => void;
+  /**
+   * What this client last heard of task `type`: running from its start (or
+   * any `_TASK_PROGRESS`, such as the one a resumed connection gets right
+   * after the state) until `_TASK_DONE` or a refusal; kept across a
+   * protocol-2 reconnect (no idle flash). A new object on each change.
+   */
+  task<V = unknown>(type: string): TaskState<V>;
+  /** Called with the type and its new TaskState on each change. Returns an unsubscribe function. */
+  subscribeTasks(listener: (type: string, task: TaskState) => void): () => void;
 
   /** Handle the server's `_ACTION` of `type`; `params` is its data without `type`. One handler per type. */
   onAction(type: string, handler: (params: Record<string, unknown>) => void): () => void;
