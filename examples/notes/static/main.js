@@ -6,11 +6,18 @@ const scheme = location.protocol === "https:" ? "wss" : "ws";
 const session = new Session(`${scheme}://${location.host}/ws`).connect();
 const notes = session.store("NOTES", { title: "", notes: [], total_length: 0 });
 
-// Connection state: connecting → open → closed (reconnects by itself).
+// Connection state: connecting → open; a lost connection is "reconnecting"
+// (with backoff) or "offline" (the browser says so) until it is back; a tab
+// taken over by another is "disconnected" and says why.
+const LABELS = { open: "live", connecting: "connecting…", reconnecting: "reconnecting…", offline: "offline", closed: "closed", disconnected: "disconnected" };
 session.subscribeState((state) => {
   $("status").dataset.state = state;
-  $("status").textContent = state === "open" ? "live" : state === "connecting" ? "connecting…" : "offline";
+  $("status").textContent = LABELS[state] ?? state;
+  $("retry").hidden = !["reconnecting", "offline", "disconnected"].includes(state);
+  $("why").hidden = state !== "disconnected";
+  $("why").textContent = state === "disconnected" ? `Disconnected by the server: ${session.disconnectMessage}` : "";
 });
+$("retry").addEventListener("click", () => session.retryNow());
 
 // Render the state whenever a _SET or _PATCH (or a local edit) changes it.
 function render() {
