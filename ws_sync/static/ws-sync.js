@@ -12,9 +12,11 @@
  *
  * Every outbound text frame is `JSON.stringify({type, data})`, except local
  * writes under versioned sync, which add `v`, `epoch` and `$id`. Every action or
- * task-start promise settles exactly once: on its answer, or with a
- * ConnectionError when the connection ends first. At most `maxInFlight`
- * actions await their answer at once; later calls wait in order.
+ * task-start promise settles exactly once: on its answer, after
+ * `actionTimeout`, or with a ConnectionError when it can no longer be
+ * answered. Calls made offline wait for the reconnect; unanswered ones go
+ * again, same `$id`, to a protocol-2 server, which runs each id once. At most
+ * `maxInFlight` actions await their answer at once; later calls wait in order.
  *
  * Versioned sync ("protocol 2"): the socket URL gets `ws_sync=2` and the first
  * frame is `_HELLO` with the confirmed version of every store. Server `_SET`
