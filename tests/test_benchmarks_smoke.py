@@ -14,7 +14,7 @@ import jsonpatch
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ["sync_cost", "mutation_mix", "tracking_tax", "e2e", "fanout", "memory"]
+SECTIONS = ["sync_cost", "mutation_mix", "tracking_tax", "e2e", "fanout", "memory", "inbound"]
 
 
 @pytest.fixture(scope="module")
