@@ -282,7 +282,7 @@ class App:
             outbound_frames=256,
             outbound_bytes=512 << 10,
             send_timeout=3.0,
-            close_timeout=2.0,
+            close_timeout=10.0,  # long enough to read the queued frames up to the 1013
         )
         routes = [
             sync_endpoint(self.factory, path="/ws", user_sessions=False, limits=self.limits),

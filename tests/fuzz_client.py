@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import json
 import math
 import os
 import random
 import socket
+import struct
 import subprocess
 import sys
+import termios
 import time
 import urllib.request
 from collections import Counter, deque
@@ -472,7 +475,8 @@ class FuzzClient:
                 continue
             for j in range(self.matched, len(self.versions)):
                 if wire_state(self.versions[j]) == f["data"]:
-                    self.matched = j
+                    del self.versions[:j]  # the server is past them
+                    self.matched = 0
                     break
             else:
                 self.findings.add(
@@ -562,6 +566,26 @@ async def probe_rate_abuse(url: str) -> Probe:
     return probe
 
 
+def unread(ws: ClientConnection) -> int:
+    """Bytes waiting in the kernel for this client to read."""
+    sock = ws.transport.get_extra_info("socket")
+    return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0" * 4))[0]
+
+
+async def _stalled(ws: ClientConnection, limit: float = 20.0) -> None:
+    """Until the server has filled the socket and stopped sending (it is then
+    blocked on this client, whatever else keeps its loop busy)."""
+    last, since = -1, time.monotonic()
+    deadline = since + limit
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+        now = unread(ws)
+        if now != last:
+            last, since = now, time.monotonic()
+        elif now > 0 and time.monotonic() - since > 0.5:
+            return
+
+
 async def probe_slow_reader(url: str) -> Probe:
     """A client that stops reading while the server sends 30 MB: closed with
     1013 once its queue is over the slow endpoint's bounds."""
@@ -571,8 +595,8 @@ async def probe_slow_reader(url: str) -> Probe:
         await _initial(ws)
         spam = {"type": "_ACTION:SINK", "data": {"type": "SPAM", "n": 3000, "size": 10_000}}
         await ws.send(json.dumps(spam))
-        await asyncio.sleep(1.0)  # not reading: the server's queue fills
-        probe.got = await _closed_code(ws, 30)
+        await _stalled(ws)  # not reading meanwhile: the server's queue fills
+        probe.got = await _closed_code(ws, 20)
     probe.seconds = time.monotonic() - t0
     return probe
 

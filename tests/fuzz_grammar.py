@@ -41,8 +41,9 @@ MAX_COPY_NODES = 100_000
 WRITABLE = ("title", "count", "ratio", "notes", "items", "data")
 READ_ONLY = ("ident", "uploaded", "size")
 MAX_STATE_NODES = 3000
-"""Honest writes that would grow the state beyond this are not sent (every
-`_SET` reply would carry it)."""
+MAX_STATE_CHARS = 1 << 20
+"""Honest writes that would grow the state beyond these (JSON values, and
+characters of its JSON) are not sent: every `_SET` reply carries it."""
 
 Frame = str | bytes
 VALID, INVALID, UNCERTAIN = "valid", "invalid", "uncertain"
@@ -554,6 +555,15 @@ def set_result(state: dict[str, Any], data: Any) -> dict[str, Any]:
     return new
 
 
+def small(state: dict[str, Any]) -> bool:
+    """Within the caps on the state's size, and not deep enough to trouble `json`."""
+    return (
+        nodes(state) <= MAX_STATE_NODES
+        and depth_of(state) <= 70
+        and len(json.dumps(state)) <= MAX_STATE_CHARS
+    )
+
+
 def outcome(write: Callable[[], dict[str, Any]]) -> tuple[str, dict[str, Any] | None]:
     try:
         new = write()
@@ -561,7 +571,7 @@ def outcome(write: Callable[[], dict[str, Any]]) -> tuple[str, dict[str, Any] | 
         return INVALID, None
     except Unsure:
         return UNCERTAIN, None
-    if nodes(new) > MAX_STATE_NODES or depth_of(new) > 70:
+    if not small(new):
         return UNCERTAIN, None  # valid, but not worth carrying around
     return VALID, new
 
@@ -693,8 +703,6 @@ class Grammar:
             params: dict[str, Any] = rng.choice([{"by": by}, {"$args": [by]}])
         elif name == "ADD":
             note = text(rng)
-            if nodes(s) > MAX_STATE_NODES:
-                return None
             new = {**s, "notes": [*s["notes"], note]}
             value, params = len(new["notes"]), {"note": note}
         elif name == "RENAME":
@@ -703,6 +711,8 @@ class Grammar:
         else:
             echoed = json_value(rng)
             new, value, params = s, echoed, {"value": echoed}
+        if new is not s and not small(new):
+            return None
         data = {"type": rng.choice([name, name.lower()]), **params}
         answers = []
         if rng.random() < 0.8:
@@ -1016,12 +1026,37 @@ class Grammar:
             lambda: [{"op": "add", "path": "/notes/-", "value": "ok"}] * (MAX_PATCH_OPS + 1),
             self.copy_bomb,
             lambda: [*[self.op() for _ in range(3)], {"op": "test", "path": "/title", "value": 0}],
+            self.spelled_index,
+            self.spelled_index,
         ]
         ops = rng.choice(cases)()
         verdict, _ = outcome(lambda: patched(self.state, ops))
         if verdict != INVALID:
             return None
         return Unit("refused _PATCH", [self.env(f"_PATCH:{FUZZ}", ops)], (1, 1))
+
+    def spelled_index(self) -> list[dict[str, Any]]:
+        """An op on an element that exists, its index in other digits than
+        ASCII (Python's ``isdigit`` and ``int`` take them, RFC 6901 does not)."""
+        rng, s = self.rng, self.state
+        head = rng.choice([h for h in ("notes", "items") if s[h]] or ["notes"])
+        i = rng.randrange(len(s[head])) if s[head] else 0
+        digits = rng.choice([0x0660, 0x06F0, 0x0966, 0xFF10])  # Arabic-Indic, ..., fullwidth
+        token = "".join(chr(digits + int(d)) for d in str(i))
+        if rng.random() < 0.2:
+            token = "\u00b2"  # isdigit(), but int() raises
+        path = f"/{head}/{token}"
+        value = s[head][i] if s[head] else "x"
+        return [
+            rng.choice(
+                [
+                    {"op": "remove", "path": path},
+                    {"op": "replace", "path": path, "value": value},
+                    {"op": "test", "path": path, "value": value},
+                    {"op": "copy", "from": path, "path": f"/{head}/-"},
+                ]
+            )
+        ]
 
     def copy_bomb(self) -> list[dict[str, Any]]:
         """Each copy doubles the value: past the copy budget in a few steps."""
