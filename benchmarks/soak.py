@@ -48,10 +48,10 @@ from fuzz_client import (
 from fuzz_grammar import FUZZ, Grammar, id_key, wire_state
 
 SAMPLE_EVERY = 5.0
-STATE_NODES = 300
-"""Each client's state stays this small (in JSON values), so that the server's
-memory can be flat: growth of the apps' data is not a leak."""
-fuzz_grammar.MAX_STATE_NODES = STATE_NODES
+STATE_NODES, STATE_CHARS = 300, 20_000
+"""Each client's state stays this small (JSON values, characters), so that the
+server's memory can be flat: growth of the apps' data is not a leak."""
+fuzz_grammar.MAX_STATE_NODES, fuzz_grammar.MAX_STATE_CHARS = STATE_NODES, STATE_CHARS
 WINDOW = 10.0
 
 
