@@ -26,3 +26,9 @@ def test_escapes_rfc_6901_lacks_are_refused(path: str) -> None:
         pointer.split(path)
     with pytest.raises(ValueError, match="invalid escape"):
         pointer.unescape(path[1:])
+
+
+def test_only_ascii_digits_are_an_index() -> None:
+    from ws_sync.pointer import is_index
+
+    assert is_index("12") and not is_index("\u0663") and not is_index("-") and not is_index("")

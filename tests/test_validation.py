@@ -618,3 +618,9 @@ def test_patches_apply_as_rfc_6902_says(data: st.DataObject) -> None:
         assert s.state() == expected
         shared = [v for _, v in nodes([holder.p, holder.q], ()) if isinstance(v, dict | list)]
         assert len({id(v) for v in shared}) == len(shared)  # no copy is shared with its source
+
+
+def test_an_index_in_another_script_s_digits_is_refused() -> None:
+    p, _, _ = setup()
+    rejected(p, [{"op": "replace", "path": "/users/\u0661/age", "value": 5}])
+    rejected(p, [{"op": "add", "path": "/users/\u0661", "value": {"name": "c", "age": 3}}])

@@ -45,3 +45,9 @@ def join(prefix: str, token: object) -> str:
 def compose(tokens: list[str]) -> str:
     """The pointer of these tokens."""
     return "".join(f"/{escape(t)}" for t in tokens)
+
+
+def is_index(token: str) -> bool:
+    """Whether a token can be an array index: ASCII digits only (RFC 6901;
+    ``str.isdigit`` also takes other scripts' digits, such as "٣")."""
+    return token.isascii() and token.isdigit()

@@ -23,6 +23,7 @@ from .changelog import MISSING
 from .commit import HISTORY_CHARS, HISTORY_COMMITS, CommitLog
 from .context import session_context
 from .naming import camel as to_camel
+from .pointer import is_index as _is_index
 from .recent import Recent
 from .serialize import NOT_FINITE, attribute_json, dump
 from .threads import locked
@@ -581,7 +582,7 @@ def _child(node: Any, token: str) -> Any:
     if isinstance(node, list):
         if not node:
             return None
-        return node[min(int(token), len(node) - 1)] if token.isdigit() else node[-1]
+        return node[min(int(token), len(node) - 1)] if _is_index(token) else node[-1]
     if isinstance(node, dict):
         return node.get(token)
     if isinstance(node, BaseModel):
@@ -607,7 +608,7 @@ def _named(key: str, e: wire.NonJSONValue, ops: list[dict[str, Any]]) -> wire.No
     path = e.path
     if path is not None:
         index, _, rest = path[1:].partition("/")
-        if index.isdigit() and int(index) < len(ops) and rest.partition("/")[0] == "value":
+        if _is_index(index) and int(index) < len(ops) and rest.partition("/")[0] == "value":
             path = ops[int(index)]["path"] + rest[len("value") :]
     where = "" if path is None else f" at {path!r}"
     message = f"{key}: a value{where} is not JSON ({NOT_FINITE}); the patch was not sent"

@@ -29,6 +29,7 @@ from collections.abc import Callable
 from typing import Any
 
 from . import pointer
+from .pointer import is_index as _is_index
 
 Op = dict[str, Any]
 IsList = Callable[[tuple[str, ...]], bool]
@@ -133,7 +134,7 @@ def _shift(x: list[str], own: bool, step: Op, is_list: IsList, later: bool) -> l
     at_level = len(x) == n
     if is_list(tuple(t[:-1])):
         j, k = x[n - 1], t[n - 1]
-        if j == "-" or k == "-" or not (j.isdigit() and k.isdigit()):
+        if j == "-" or k == "-" or not (_is_index(j) and _is_index(k)):
             return x
         ji, ki = int(j), int(k)
         if kind == "add":

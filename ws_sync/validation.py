@@ -39,6 +39,7 @@ from . import pointer
 from .changelog import MISSING
 from .limits import Limits
 from .patch import model_keymap
+from .pointer import is_index as _is_index
 from .serialize import attribute_json, dump, unsafe_number
 from .sync import Sync, _is_computed
 
@@ -229,7 +230,7 @@ def child_type(tp: Any, token: str) -> Any:
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             return args[0]
-        if token.isdigit() and int(token) < len(args):
+        if _is_index(token) and int(token) < len(args):
             return args[int(token)]
         return Any
     if origin is dict or (origin is not None and _is_sub(origin, typing.Mapping)):
@@ -571,7 +572,7 @@ def _child(container: Any, tp: Any, token: str) -> tuple[Any, Any]:
 
 
 def _index(token: str, n: int) -> int:
-    if not token.isdigit() or (len(token) > 1 and token[0] == "0"):
+    if not _is_index(token) or (len(token) > 1 and token[0] == "0"):
         raise _OpError(f"{token!r} is not an array index")
     i = int(token)
     if i >= n:
@@ -582,7 +583,7 @@ def _index(token: str, n: int) -> int:
 def _insert_index(token: str, n: int) -> int:
     if token == "-":
         return n
-    if not token.isdigit() or (len(token) > 1 and token[0] == "0") or int(token) > n:
+    if not _is_index(token) or (len(token) > 1 and token[0] == "0") or int(token) > n:
         raise _OpError(f"index {token!r} out of range")
     return int(token)
 
