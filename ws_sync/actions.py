@@ -25,7 +25,7 @@ from pydantic import AliasChoices, ConfigDict, Field, TypeAdapter, ValidationErr
 from .context import session_context
 from .limits import Limits
 from .naming import camel as to_camel
-from .protocol import validation_errors
+from .protocol import capped, validation_errors
 from .serialize import unsafe_number
 
 RESERVED = ("type", "$id", "$args")
@@ -41,7 +41,7 @@ class ParamsError(Exception):
     def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.errors = errors or []
+        self.errors = capped(errors or [])
 
 
 @dataclass(frozen=True)

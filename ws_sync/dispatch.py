@@ -11,6 +11,7 @@ to it, so a client never waits forever for an answer.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
@@ -59,7 +60,12 @@ class Dispatcher:
             try:
                 return await self.conn.receive()
             except FrameRejected as e:
-                self.unreadable(e.frame, INVALID, e.message)
+                if self.conn.closing:  # closed for it: what the socket still holds is moot
+                    return None
+                if self.bin_meta is not None and isinstance(e.frame, bytes):
+                    self._abandon(e.message)  # the bytes it announced were refused
+                else:
+                    self.unreadable(e.frame, INVALID, e.message)
 
     def unreadable(
         self, raw: Frame, event: str, message: str, errors: list[dict[str, Any]] | None = None
@@ -80,8 +86,7 @@ class Dispatcher:
             await self._binary(raw)
             return
         if self.bin_meta is not None:
-            self.bin_meta = None
-            self.error(wire.BIN_META, "_BIN_META was not followed by a binary frame")
+            self._abandon("_BIN_META was not followed by a binary frame")
         try:
             event, data, envelope = parse(raw, self.conn.limits.max_depth)
         except ProtocolError as e:
@@ -91,6 +96,18 @@ class Dispatcher:
             self._bin_meta(data)
             return
         await self.event(event, data, envelope)
+
+    def _abandon(self, message: str) -> None:
+        """The call a `_BIN_META` announced will not come: it still gets its
+        `_ERROR` (with its ``$id``) and, for an action, its result."""
+        event, metadata = self.bin_meta or ("", {})
+        self.bin_meta = None
+        self.call = {"id": metadata["$id"]} if "$id" in metadata else {}
+        self.error(wire.BIN_META, message)
+        kind, _, key = event.partition(":")
+        if self.call and kind == "_ACTION":
+            self._action_failed(key, Failure(message))
+        self.call = {}
 
     def _bin_meta(self, data: Any) -> None:
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
@@ -119,6 +136,9 @@ class Dispatcher:
     async def event(self, event: str, data: Any, envelope: dict[str, Any] | None = None) -> None:
         """Handle one event. Its ``$id`` is the envelope's (a versioned write's)
         or, for an action, the one in its data."""
+        if not _answerable(envelope) or not _answerable(data):
+            self.error(event, "$id must be a JSON value: not NaN or Infinity (1e309)")
+            return
         if envelope is not None and "$id" in envelope:
             self.call = {"id": envelope["$id"]}
             self.write_id = envelope["$id"]
@@ -310,3 +330,12 @@ ROUTES: dict[str, Route] = {
     "_TASK_START": Dispatcher._task_start,
     "_TASK_CANCEL": Dispatcher._task_cancel,
 }
+
+
+def _answerable(container: Any) -> bool:
+    """Whether the ``$id`` in `container` (if any) can be sent back: a number
+    too big for a double (1e309) parses as infinity, which JSON cannot carry."""
+    if not isinstance(container, dict):
+        return True
+    call_id = container.get("$id")
+    return not (isinstance(call_id, float) and not math.isfinite(call_id))

@@ -77,8 +77,32 @@ def error_frame(
     )
 
 
+MAX_LISTED = 100
+"""Errors listed in one `_ERROR`; past it the rest are counted, not listed, so
+refusing a frame costs no more than accepting it."""
+
+
+def capped(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """At most `MAX_LISTED` errors, then one that counts the others."""
+    if len(errors) <= MAX_LISTED:
+        return errors
+    rest = len(errors) - MAX_LISTED
+    return [*errors[:MAX_LISTED], {"msg": f"and {rest} more errors", "type": "too_many_errors"}]
+
+
+def too_many(count: int) -> list[dict[str, Any]] | None:
+    """One error standing for `count` of them, when listing them would cost
+    more than the frame did (pydantic builds every one it reports)."""
+    if count <= MAX_LISTED:
+        return None
+    return [{"msg": f"{count} errors (too many to list)", "type": "too_many_errors"}]
+
+
 def validation_errors(e: ValidationError) -> list[dict[str, Any]]:
     """Pydantic errors without the input (it may be large, or not JSON) or URLs."""
+    summary = too_many(e.error_count())
+    if summary is not None:
+        return summary
     return [
         {"loc": list(err["loc"]), "msg": err["msg"], "type": err["type"]}
         for err in e.errors(include_url=False, include_context=False, include_input=False)

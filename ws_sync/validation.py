@@ -40,6 +40,7 @@ from .changelog import MISSING
 from .limits import Limits
 from .patch import model_keymap
 from .pointer import is_index as _is_index
+from .protocol import capped, too_many
 from .serialize import attribute_json, dump, unsafe_number
 from .sync import Sync, _is_computed
 
@@ -55,7 +56,7 @@ class ClientWriteError(Exception):
     def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.message = message
-        self.errors = errors or []
+        self.errors = capped(errors or [])
 
 
 class _OpError(Exception):
@@ -351,6 +352,9 @@ def apply_set(sync: Sync, data: Any, limits: Limits | None = None) -> dict[str, 
 
 
 def _errors(e: ValidationError, path: str, index: int | None = None) -> list[dict[str, Any]]:
+    summary = too_many(e.error_count())
+    if summary is not None:
+        return [{"path": path, **error} for error in summary]
     out = []
     for err in e.errors(include_url=False, include_context=False, include_input=False):
         item: dict[str, Any] = {
@@ -572,8 +576,8 @@ def _child(container: Any, tp: Any, token: str) -> tuple[Any, Any]:
 
 
 def _index(token: str, n: int) -> int:
-    if not _is_index(token) or (len(token) > 1 and token[0] == "0"):
-        raise _OpError(f"{token!r} is not an array index")
+    if not _is_index(token) or (len(token) > 1 and token[0] == "0") or len(token) > 18:
+        raise _OpError(f"{token[:20]!r} is not an array index")
     i = int(token)
     if i >= n:
         raise _OpError(f"index {i} out of range")
@@ -583,8 +587,13 @@ def _index(token: str, n: int) -> int:
 def _insert_index(token: str, n: int) -> int:
     if token == "-":
         return n
-    if not _is_index(token) or (len(token) > 1 and token[0] == "0") or int(token) > n:
-        raise _OpError(f"index {token!r} out of range")
+    if (
+        not _is_index(token)
+        or (len(token) > 1 and token[0] == "0")
+        or len(token) > 18
+        or int(token) > n
+    ):
+        raise _OpError(f"index {token[:20]!r} out of range")
     return int(token)
 
 
