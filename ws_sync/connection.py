@@ -481,20 +481,25 @@ class Connection:
         """Backpressure for a client over its rate: hold this frame until it
         is due and read nothing meanwhile, so the sender's TCP window fills
         and it slows down; no frame is dropped. A client that keeps the limit
-        saturated for `Limits.throttle_timeout` is closed with 1008."""
-        delay = max(self._bucket.reserve(), self._work.reserve(0.0))
+        saturated for `Limits.throttle_timeout` is closed with 1008: saturated
+        from the first frame that had to wait until the client pauses long
+        enough to save up half its burst again."""
+        bucket = self._bucket
+        delay = max(bucket.reserve(), self._work.reserve(0.0))
         if self._shared is not None:
             delay = max(delay, self._shared.reserve())
-        if delay <= 0:
-            self._throttled_since = None
-            return
         now = time.monotonic()
-        since = self._throttled_since = self._throttled_since or now
-        limit = self.limits.throttle_timeout
-        if limit is not None and now - since + delay > limit:
+        if delay > 0:
+            self._throttled_since = self._throttled_since or now
+        elif bucket.rate is None or bucket.tokens >= bucket.burst / 2:
+            self._throttled_since = None
+        since, limit = self._throttled_since, self.limits.throttle_timeout
+        if since is not None and limit is not None and now - since + delay > limit:
             logger.warning("client over its rate limit for %ss; disconnecting", limit)
             self.abort(CLOSE_POLICY, "rate limit")
             raise FrameRejected("rate limit abused: closing")
+        if delay <= 0:
+            return
         self._receiving = True
         try:
             await asyncio.sleep(delay)
