@@ -900,7 +900,7 @@ class Grammar:
         if rng.random() < 0.15:
             return self.failing("action raising", event, {"type": "FAIL"}, ref=True)
         if rng.random() < 0.1:
-            return self.failing("action returning NaN", event, {"type": "NAN"}, ref=True)
+            return self.failing("action returning NaN", event, {"type": "RETURN_NAN"}, ref=True)
         if rng.random() < 0.1:  # no $id: the error only
             return Unit(kind, [self.env(event, data)], (1, 1))
         if rng.random() < 0.1:  # data that is not an object: nowhere to read a $id
