@@ -30,6 +30,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from ws_sync.validation import json_equal  # RFC 6902 test: 1 equals 1.0, not true
+
 FUZZ = "FUZZ"
 SINK = "SINK"
 MAX_DEPTH = 64
@@ -403,25 +405,6 @@ def index(token: str, n: int, insert: bool = False) -> int:
     if i > n or (i == n and not insert):
         raise Refused("index out of range")
     return i
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """RFC 6902 ``test``: 1 equals 1.0, not true."""
-    if isinstance(a, dict):
-        return (
-            isinstance(b, dict) and a.keys() == b.keys() and all(json_equal(a[k], b[k]) for k in a)
-        )
-    if isinstance(a, list):
-        return (
-            isinstance(b, list)
-            and len(a) == len(b)
-            and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-        )
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    return type(a) is type(b) and a == b
 
 
 class Doc:
