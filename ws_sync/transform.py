@@ -94,19 +94,47 @@ def past(op: Op, first: Op, is_list: IsList, later: bool = True) -> Op | None:
     for field in fields:
         own = field == "path" and op.get("op") in _INSERTS
         tokens = pointer.split(op[field])
-        moved = _past_move(tokens, own, first, is_list, later, op, field)
-        shifted = moved if first["op"] == "move" else _shift(tokens, own, first, is_list, later)
+        if first["op"] == "move":
+            shifted = _past_move(tokens, own, first, is_list, later, op, field)
+        elif field == "path" and op.get("op") == "move":
+            shifted = _target_past(tokens, pointer.split(op["from"]), first, is_list, later)
+        else:
+            shifted = _shift(tokens, own, first, is_list, later)
         if shifted is None:
             return None
         out[field] = pointer.compose(shifted)
     return out
 
 
+def _target_past(
+    target: list[str], source: list[str], step: Op, is_list: IsList, later: bool
+) -> list[str] | None:
+    """A move's target after `step`. In the move's own list the target index
+    counts without the moved item, so `step` is seen that way too."""
+    n = len(target)
+    s = pointer.split(step["path"])
+    same_list = (
+        len(source) == n
+        and source[:-1] == target[:-1]
+        and len(s) >= n
+        and s[: n - 1] == target[:-1]
+        and _is_index(source[-1])
+        and _is_index(s[n - 1])
+        and is_list(tuple(target[:-1]))
+    )
+    if not same_list:
+        return _shift(target, True, step, is_list, later)
+    f, k = int(source[-1]), int(s[n - 1])
+    if k == f and step["op"] != "add":
+        return target  # the moved item itself: its source decides
+    seen = k if k < f or (k == f and step["op"] == "add") else k - 1
+    step = {**step, "path": pointer.compose([*s[: n - 1], str(seen), *s[n:]])}
+    return _shift(target, True, step, is_list, later)
+
+
 def _past_move(
     x: list[str], own: bool, move: Op, is_list: IsList, later: bool, op: Op, field: str
 ) -> list[str] | None:
-    if move["op"] != "move":
-        return x
     source, target = pointer.split(move["from"]), pointer.split(move["path"])
     if source == target:
         return x

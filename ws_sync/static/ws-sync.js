@@ -424,11 +424,40 @@ export function past(op, first, isList, later = true) {
   for (const field of "from" in op ? ["path", "from"] : ["path"]) {
     const own = field === "path" && INSERTS.has(op.op); // an insert position, not a value
     const x = parsePointer(op[field]);
-    const shifted = first.op === "move" ? pastMove(x, own, first, isList, later, op, field) : shift(x, own, first, isList, later);
+    const shifted =
+      first.op === "move"
+        ? pastMove(x, own, first, isList, later, op, field)
+        : field === "path" && op.op === "move"
+          ? targetPast(x, parsePointer(op.from), first, isList, later)
+          : shift(x, own, first, isList, later);
     if (shifted === null) return null;
     out[field] = formatPointer(shifted);
   }
   return out;
+}
+
+/**
+ * A move's target after `step`. In the move's own list the target index
+ * counts without the moved item, so `step` is seen that way too.
+ */
+function targetPast(target, source, step, isList, later) {
+  const n = target.length;
+  const s = parsePointer(step.path);
+  const sameList =
+    source.length === n &&
+    samePrefix(source, target, n - 1) &&
+    s.length >= n &&
+    samePrefix(s, target, n - 1) &&
+    DIGITS.test(source[n - 1]) &&
+    DIGITS.test(s[n - 1]) &&
+    isList(target.slice(0, -1));
+  if (!sameList) return shift(target, true, step, isList, later);
+  const f = Number(source[n - 1]);
+  const k = Number(s[n - 1]);
+  if (k === f && step.op !== "add") return target; // the moved item itself: its source decides
+  const seen = k < f || (k === f && step.op === "add") ? k : k - 1;
+  const path = formatPointer([...s.slice(0, n - 1), String(seen), ...s.slice(n)]);
+  return shift(target, true, { ...step, path }, isList, later);
 }
 
 const sameTokens = (a, b) => a.length === b.length && samePrefix(a, b, a.length);
