@@ -139,7 +139,7 @@ describe("concurrent edits keep their intent", () => {
     assert.deepEqual(misplacedOver200(positional), []);
   });
 
-  it("with moves too", { todo: "a move's target index counts in the list without its source; transform.py shifts it as a plain index" }, () => {
+  it("with moves too", { todo: "a committed move carried past a client's move in the same list still shifts the client's target as a plain index" }, () => {
     assert.deepEqual(misplacedOver200([...positional, "move"]), []);
   });
 
