@@ -94,7 +94,9 @@ def past(op: Op, first: Op, is_list: IsList, later: bool = True) -> Op | None:
     for field in fields:
         own = field == "path" and op.get("op") in _INSERTS
         tokens = pointer.split(op[field])
-        if first["op"] == "move":
+        if first["op"] == "move" and field == "path" and op.get("op") == "move":
+            shifted = _target_past_move(tokens, pointer.split(op["from"]), first, is_list, later)
+        elif first["op"] == "move":
             shifted = _past_move(tokens, own, first, is_list, later, op, field)
         elif field == "path" and op.get("op") == "move":
             shifted = _target_past(tokens, pointer.split(op["from"]), first, is_list, later)
@@ -130,6 +132,21 @@ def _target_past(
     seen = k if k < f or (k == f and step["op"] == "add") else k - 1
     step = {**step, "path": pointer.compose([*s[: n - 1], str(seen), *s[n:]])}
     return _shift(target, True, step, is_list, later)
+
+
+def _target_past_move(
+    target: list[str], source: list[str], move: Op, is_list: IsList, later: bool
+) -> list[str] | None:
+    """A move's target after another move: its remove, then its add, each
+    seen without the item this move takes (as `_target_past`)."""
+    if source == pointer.split(move["from"]):  # one item moved twice: its target stays
+        return target
+    removal = {"op": "remove", "path": move["from"]}
+    after = _target_past(target, source, removal, is_list, later)
+    moved_source = _shift(source, False, removal, is_list, later)
+    if after is None or moved_source is None:
+        return None
+    return _target_past(after, moved_source, {"op": "add", "path": move["path"]}, is_list, later)
 
 
 def _past_move(

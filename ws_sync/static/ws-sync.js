@@ -424,10 +424,13 @@ export function past(op, first, isList, later = true) {
   for (const field of "from" in op ? ["path", "from"] : ["path"]) {
     const own = field === "path" && INSERTS.has(op.op); // an insert position, not a value
     const x = parsePointer(op[field]);
+    const moving = field === "path" && op.op === "move";
     const shifted =
       first.op === "move"
-        ? pastMove(x, own, first, isList, later, op, field)
-        : field === "path" && op.op === "move"
+        ? moving
+          ? targetPastMove(x, parsePointer(op.from), first, isList, later)
+          : pastMove(x, own, first, isList, later, op, field)
+        : moving
           ? targetPast(x, parsePointer(op.from), first, isList, later)
           : shift(x, own, first, isList, later);
     if (shifted === null) return null;
@@ -458,6 +461,19 @@ function targetPast(target, source, step, isList, later) {
   const seen = k < f || (k === f && step.op === "add") ? k : k - 1;
   const path = formatPointer([...s.slice(0, n - 1), String(seen), ...s.slice(n)]);
   return shift(target, true, { ...step, path }, isList, later);
+}
+
+/**
+ * A move's target after another move: its remove, then its add, each seen
+ * without the item this move takes (as {@link targetPast}).
+ */
+function targetPastMove(target, source, move, isList, later) {
+  if (sameTokens(source, parsePointer(move.from))) return target; // one item moved twice: its target stays
+  const removal = { op: "remove", path: move.from };
+  const after = targetPast(target, source, removal, isList, later);
+  const movedSource = shift(source, false, removal, isList, later);
+  if (after === null || movedSource === null) return null;
+  return targetPast(after, movedSource, { op: "add", path: move.path }, isList, later);
 }
 
 const sameTokens = (a, b) => a.length === b.length && samePrefix(a, b, a.length);
