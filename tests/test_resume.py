@@ -68,9 +68,7 @@ def test_resume_sends_only_what_was_missed() -> None:
     app = shared_board_app(board)
     with TestClient(app) as tc:
         with tc.websocket_connect("/ws?ws_sync=2") as ws:
-            hello(ws)
-            v2(ws)
-            state = v2(ws)
+            state = opened(ws)
         epoch, version = state["epoch"], state["v"]
         with tc.websocket_connect("/ws") as other:  # a protocol-1 client edits meanwhile
             recv(other)
@@ -113,9 +111,7 @@ def test_a_client_behind_the_history_gets_the_state() -> None:
     app = shared_board_app(board)
     with TestClient(app) as tc:
         with tc.websocket_connect("/ws?ws_sync=2") as ws:
-            hello(ws)
-            v2(ws)
-            state = v2(ws)
+            state = opened(ws)
             for i in range(3):
                 send(ws, "_ACTION:BOARD", {"type": "ADD", "text": str(i)})
                 v2(ws)
@@ -215,9 +211,7 @@ def test_resuming_a_big_state_after_one_change_costs_one_small_frame() -> None:
     app = shared_board_app(big)  # type: ignore[arg-type]
     with TestClient(app) as tc:
         with tc.websocket_connect("/ws?ws_sync=2") as ws:
-            hello(ws)
-            v2(ws)
-            state = v2(ws)
+            state = opened(ws)
         big.items[500]["text"] = "changed"
         big.sync.flush()
         with tc.websocket_connect("/ws?ws_sync=2") as ws:

@@ -26,7 +26,8 @@ export function prng(seed) {
   return next;
 }
 
-const listsOf = (doc) => (tokens) => {
+/** `isList` read from a document, as tests/test_transform.py's `list_oracle`. */
+export const listsOf = (doc) => (tokens) => {
   let node = doc;
   for (const token of tokens) {
     if (Array.isArray(node)) node = /^[0-9]+$/.test(token) && Number(token) < node.length ? node[Number(token)] : null;

@@ -5,21 +5,11 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { applyPatch, past, transform } from "../../ws_sync/static/ws-sync.js";
+import { listsOf } from "./model_server.js";
 
 const CASES = JSON.parse(readFileSync(new URL("../transform_cases.json", import.meta.url), "utf8"));
 
-/** tests/test_transform.py's list_oracle: whether the container at `tokens` of `doc` is a list. */
-function listOracle(doc) {
-  return (tokens) => {
-    let node = doc;
-    for (const token of tokens) {
-      if (Array.isArray(node)) node = /^[0-9]+$/.test(token) && Number(token) < node.length ? node[Number(token)] : null;
-      else if (node !== null && typeof node === "object") node = Object.hasOwn(node, token) ? node[token] : null;
-      else return false;
-    }
-    return Array.isArray(node);
-  };
-}
+const listOracle = listsOf;
 
 const noLists = () => false;
 
