@@ -153,12 +153,10 @@ def _past_move(
     x: list[str], own: bool, move: Op, is_list: IsList, later: bool, op: Op, field: str
 ) -> list[str] | None:
     source, target = pointer.split(move["from"]), pointer.split(move["path"])
-    if source == target:
-        return x
     n = len(source)
     if not own and x[:n] == source:  # the moved value, or inside it: follow it
         if field == "from" and op.get("op") == "move" and x == source and not later:
-            return None  # both moved this value: the later move wins
+            return None  # both moved this value (in place, too): the later move wins
         return target + x[n:]
     removed = _shift(x, own, {"op": "remove", "path": move["from"]}, is_list, later)
     if removed is None:

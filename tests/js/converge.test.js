@@ -139,12 +139,16 @@ describe("concurrent edits keep their intent", () => {
     assert.deepEqual(misplacedOver200(positional), []);
   });
 
-  it("with moves too", { todo: "a committed move carried past a client's move in the same list still shifts the client's target as a plain index" }, () => {
+  it("with moves too", () => {
     assert.deepEqual(misplacedOver200([...positional, "move"]), []);
   });
 
-  it("with appends (\"-\") too", { todo: "an op after an append names the new item by index, and \"-\" does not shift across other appends" }, () => {
+  it("with appends (\"-\") too", () => {
     assert.deepEqual(misplacedOver200([...positional, "append"]), []);
+  });
+
+  it("with every kind of edit at once", () => {
+    assert.deepEqual(misplacedOver200(ALL_EDITS), []);
   });
 });
 

@@ -8,7 +8,7 @@
 // frame to every subscriber with `ack` (and `dropped`); a refused write gets
 // `_ERROR` with its id, then `_SET`. `_HELLO` is answered, then the frames
 // the client missed follow (or `_SET`); a later `_HELLO` is answered alone.
-import { applyPatch, Session, transform } from "../../ws_sync/static/ws-sync.js";
+import { applyPatch, resolveAppends, Session, transform } from "../../ws_sync/static/ws-sync.js";
 import { FakeClock, fakeWebSocketClass } from "./helpers.js";
 
 /** Seeded PRNG (mulberry32): the same seed, the same run. */
@@ -100,6 +100,7 @@ export class ModelServer {
       ({ ops, dropped } = transform(data, committed, listsOf(this.doc)));
     }
     try {
+      ops = resolveAppends(this.doc, ops); // the real server commits what its lists logged: indexes
       applyPatch(this.doc, ops);
     } catch (e) {
       this.rejected.push({ $id, ops, error: e.message });

@@ -254,6 +254,21 @@ describe("protocol 2: local writes", () => {
     assert.equal(t.store.version, 14);
   });
 
+  it("name an appended item by its index, so an edit of it follows concurrent inserts", () => {
+    const t = versioned();
+    t.store.patch([{ op: "add", path: "/notes/-", value: "b" }, { op: "replace", path: "/notes/1", value: "B" }]);
+    t.store.update((s) => ({ ...s, notes: [...s.notes, "c"] })); // diff appends with "-"
+    assert.deepEqual(t.patches()[0].data, [
+      { op: "add", path: "/notes/1", value: "b" },
+      { op: "replace", path: "/notes/1", value: "B" },
+    ]);
+    // Another client inserted at the front meanwhile: the buffered append moves with it.
+    t.ws.receive("_PATCH:NOTES", [{ op: "add", path: "/notes/0", value: "z" }], { v: 13 });
+    assert.deepEqual(t.store.getState().notes, ["z", "a", "B", "c"]);
+    t.ws.receive("_PATCH:NOTES", [{ op: "add", path: "/notes/2", value: "B" }], { v: 14, ack: t.patches()[0].$id });
+    assert.deepEqual(t.patches()[1].data, [{ op: "add", path: "/notes/3", value: "c" }]);
+  });
+
   it("an ack with an empty list (nothing applied) just confirms", () => {
     const t = versioned();
     t.store.set("/title", "T2");
@@ -289,7 +304,7 @@ describe("protocol 2: local writes", () => {
     const [, b] = t.patches();
     assert.deepEqual(b, {
       type: "_PATCH:NOTES",
-      data: [{ op: "add", path: "/notes/-", value: "b" }, { op: "replace", path: "/n", value: 2 }],
+      data: [{ op: "add", path: "/notes/1", value: "b" }, { op: "replace", path: "/n", value: 2 }], // "-" named by its index
       v: 13,
       epoch: EPOCH,
       $id: b.$id,
@@ -411,7 +426,7 @@ describe("protocol 2: offline writes", () => {
     assert.deepEqual(t.patches(), [], "not before the resume is in");
     t.ws.hello();
     const [sent] = t.patches();
-    assert.deepEqual([sent.data, sent.v, sent.epoch], [[...replaceTitle("offline"), { op: "add", path: "/notes/-", value: "b" }], 13, EPOCH]);
+    assert.deepEqual([sent.data, sent.v, sent.epoch], [[...replaceTitle("offline"), { op: "add", path: "/notes/1", value: "b" }], 13, EPOCH]);
     assert.deepEqual([t.store.pendingEdits, t.store.pending], [0, 2]);
     t.ws.receive("_PATCH:NOTES", [...replaceTitle("offline"), { op: "add", path: "/notes/1", value: "b" }], { v: 14, ack: sent.$id });
     assert.equal(t.store.pending, 0);

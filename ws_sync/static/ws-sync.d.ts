@@ -57,6 +57,8 @@ export function applyPatch<T>(doc: T, ops: PatchOperation[]): T;
 
 /** A small RFC 6902 patch turning `before` into `after` (appends use index "-"). */
 export function diff(before: unknown, after: unknown): PatchOperation[];
+/** `ops` with each `"-"` list index replaced by the index it stands for on `doc`, op after op. */
+export function resolveAppends(doc: unknown, ops: PatchOperation[]): PatchOperation[];
 
 /** Unescaped segments of a pointer (`~1` → `/`, `~0` → `~`). */
 export function parsePointer(pointer: Pointer): string[];

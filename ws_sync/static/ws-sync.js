@@ -181,6 +181,35 @@ export function applyPatch(doc, ops) {
   return root;
 }
 
+/**
+ * `ops` with each `"-"` list index (append) replaced by the index it stands
+ * for on `doc`, as the ops apply one after the other. A concurrent write
+ * shifts a concrete index, where `"-"` would keep meaning "the end" and
+ * leave a later op naming the new item by index on another one.
+ *
+ * @param {any} doc
+ * @param {Array<object>} ops
+ * @returns {Array<object>}
+ */
+export function resolveAppends(doc, ops) {
+  if (!ops.some((op) => typeof op?.path === "string" && op.path.endsWith("/-"))) return ops;
+  try {
+    return ops.map(resolveOne);
+  } catch {
+    return ops; // they do not apply: whoever applies them reports that
+  }
+  function resolveOne(op) {
+    let out = op;
+    if (typeof op.path === "string" && op.path.endsWith("/-")) {
+      const before = op.op === "move" && typeof op.from === "string" ? applyPatch(doc, [{ op: "remove", path: op.from }]) : doc;
+      const list = getAt(before, op.path.slice(0, -2));
+      if (Array.isArray(list)) out = { ...op, path: `${op.path.slice(0, -2)}/${list.length}` };
+    }
+    doc = applyPatch(doc, [out]);
+    return out;
+  }
+}
+
 function applyOperation(root, op, owned) {
   if (!isContainer(op) || Array.isArray(op)) throw new PatchError("a patch operation must be an object");
   const path = parsePointer(op.path);
@@ -482,10 +511,9 @@ const sameTokens = (a, b) => a.length === b.length && samePrefix(a, b, a.length)
 function pastMove(x, own, move, isList, later, op, field) {
   const source = parsePointer(move.from);
   const target = parsePointer(move.path);
-  if (sameTokens(source, target)) return x;
   const n = source.length;
   if (!own && x.length >= n && samePrefix(x, source, n)) {
-    // Both moved this value: the later move wins.
+    // Both moved this value (in place, too): the later move wins.
     if (field === "from" && op.op === "move" && x.length === n && !later) return null;
     return [...target, ...x.slice(n)];
   }
@@ -1575,7 +1603,7 @@ export class SyncedStore {
       this._dropped(ops, "offline");
       return false;
     }
-    this._buffer.push({ ops });
+    this._buffer.push({ ops: this._version === null ? ops : resolveAppends(this._state, ops) });
     this._state = next;
     this._flush();
     this._notify();
@@ -1607,7 +1635,7 @@ export class SyncedStore {
   _send() {
     this._inflight = {
       id: this.session._newWriteId(),
-      ops: this._buffer.flatMap((edit) => edit.ops), // as transformed since: what the app sees
+      ops: resolveAppends(this._base, this._buffer.flatMap((edit) => edit.ops)), // as transformed since: what the app sees
       edits: this._buffer.length,
       frame: null, // the text sent, see _transmit
       onWire: false, // sent on the current connection
