@@ -94,17 +94,24 @@ def audit(event: str, principal: Any, *, level: int = logging.WARNING, **where: 
 
 
 async def revoke(principal: Any, message: str | None = "Signed out") -> int:
-    """Close every session of `principal` (a principal or its identity), with
-    their connections, and drop them from their registries: for a logout or
-    a banned user. The clients get `_DISCONNECT` with `message` and stay away.
-    Returns how many sessions were closed."""
+    """Close every session of `principal` (a principal or its identity) made
+    in this event loop (the server's), with their connections, and drop them
+    from their registries: for a logout or a banned user. The clients get
+    `_DISCONNECT` with `message` and stay away. Returns how many sessions
+    were closed."""
     from . import registry, session
 
     name = identity(principal)
     if name is None:
         return 0
-    ended = {s for r in list(registry._live) for s in r.drop_owner(name)}
-    ended |= {s for s in list(session._live) if not s.closed and identity(s.user) == name}
+    loop = asyncio.get_running_loop()
+    ended = {
+        s
+        for s, made_in in list(session._live.items())
+        if made_in is loop and not s.closed and identity(s.user) == name
+    }
+    for r in list(registry._live):
+        r.discard(ended)
     await asyncio.gather(
         *(s.close(message, code=CLOSE_POLICY) for s in ended), return_exceptions=True
     )

@@ -21,7 +21,7 @@ import logging
 import re
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
@@ -321,11 +321,11 @@ class SessionRegistry:
         _, oldest = min(idle)
         self._drop(oldest, entries[oldest])
 
-    def drop_owner(self, owner: str) -> list[Session]:
-        """Take every session of `owner` out of the registry and return them,
-        for the caller to close (`ws_sync.auth.revoke`)."""
-        keys = [key for key in self._entries if _owner(key) == owner]
-        return [entry.session for key in keys if (entry := self._remove(key)) is not None]
+    def discard(self, sessions: Container[Session]) -> None:
+        """Take these sessions out of the registry; closing them is the
+        caller's (`ws_sync.auth.revoke`)."""
+        for key in [k for k, entry in self._entries.items() if entry.session in sessions]:
+            self._remove(key)
 
     async def close(
         self, ids: Key | None = None, *, code: int = CLOSE_GOING_AWAY, grace: float | None = None
