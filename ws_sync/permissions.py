@@ -113,19 +113,18 @@ def _targets(sync: Sync, data: Any) -> Iterator[tuple[int | None, str, str]]:
 def _wire(sync: Sync, token: str) -> str:
     """The wire name of a top-level token (a client may use the Python name,
     as validation accepts it)."""
-    if token in sync.attributes and token not in sync.attributes.values():
-        return sync.attributes[token]
-    return token
+    wire = sync.attributes.get(token)
+    if wire is None or wire == token or token in sync.attributes.values():
+        return token
+    return wire
 
 
 def _wire_path(sync: Sync, path: str) -> str:
-    try:
-        tokens = pointer.split(path)
-    except ValueError:
-        return path
-    if not tokens:
-        return path
-    return pointer.compose([_wire(sync, tokens[0]), *tokens[1:]])
+    head, sep, rest = path[1:].partition("/")
+    if not path.startswith("/") or "~" in head:
+        return path  # left as sent: an escaped name is never a Python one
+    wire = _wire(sync, head)
+    return path if wire is head else f"/{pointer.escape(wire)}{sep}{rest}"
 
 
 # --------------------------------------------------------------------------- #
