@@ -9,10 +9,21 @@ from typing import Any
 import pytest
 from auth_app import AuthApp, Peer, sign_in
 from session_helpers import serve
+from starlette.applications import Starlette
 from starlette.websockets import WebSocket
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from ws_sync import Session, SessionRegistry
+from ws_sync import (
+    Session,
+    SessionRegistry,
+    SessionState,
+    remote_action,
+    remote_task,
+    session_context,
+    sync_all,
+    sync_endpoint,
+)
 from ws_sync.auth import current_user, identity, principal_of, revoke
 
 
@@ -200,3 +211,46 @@ async def test_a_registry_keeps_owners_apart() -> None:
     assert registry.get(("u", "s"), "a") is None and registry.get(("u", "s"), "b") is b
     await registry.close()
     await asyncio.gather(*(s.close() for s in made))
+
+
+async def test_the_principal_is_there_in_factory_actions_tasks_and_hooks() -> None:
+    seen: dict[str, Any] = {}
+
+    class Hooks(SessionState):
+        async def on_connect(self) -> None:
+            seen["hook"] = current_user()
+
+    class Probe:
+        @sync_all("PROBE")
+        def __init__(self) -> None:
+            self.n = 0
+
+        @remote_action("WHO")
+        async def who(self) -> Any:
+            return current_user()
+
+        @remote_task("WHO_LATER")
+        async def who_later(self) -> Any:
+            await asyncio.sleep(0)
+            return current_user()
+
+    def factory() -> Probe:
+        session = session_context.get()
+        seen["factory"] = session.user
+        session.state = Hooks()
+        return Probe()
+
+    def by_header(ws: WebSocket) -> str | None:
+        return ws.headers.get("x-user")  # an API token, say
+
+    route = sync_endpoint(factory, user_sessions=False, authenticate=by_header)
+    async with serve(Starlette(routes=[route])) as url:
+        ws = await connect(f"{url}/ws", proxy=None, additional_headers={"X-User": "dora"})
+        peer = Peer(ws)
+        await peer.until("_SET:PROBE")
+        await peer.send("_ACTION:PROBE", {"type": "WHO", "$id": 1})
+        assert (await peer.until("_ACTION_RESULT:PROBE"))["data"]["result"] == "dora"
+        await peer.send("_TASK_START:PROBE", {"type": "WHO_LATER"})
+        assert (await peer.until("_TASK_DONE:PROBE"))["data"]["result"] == "dora"
+        assert seen == {"factory": "dora", "hook": "dora"}
+        await peer.close()
