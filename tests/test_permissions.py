@@ -95,9 +95,9 @@ async def test_a_viewers_writes_are_refused_whole_and_answered_with_the_state(
     assert got[2]["data"]["errors"] == [{"path": "/title", "msg": FORBIDDEN}]
     assert got[1]["data"]["cards"] == ["first"] and got[3]["data"]["title"] == "Board"
     assert app.board.cards == ["first"] and app.board.title == "Board"
-    assert [(a["principal"], a["path"]) for a in audits(caplog, "write refused")] == [
-        ("vi", "/cards/-"),
-        ("vi", "/title"),
+    assert [(a["principal"], a["path"], a["ops"]) for a in audits(caplog, "write refused")] == [
+        ("vi", "/cards/-", 1),
+        ("vi", "/title", 1),
     ]
     await editor.send("_PATCH:BOARD", [{"op": "add", "path": "/cards/-", "value": "ok"}])
     await editor.settle()
@@ -107,6 +107,8 @@ async def test_a_viewers_writes_are_refused_whole_and_answered_with_the_state(
 
 async def test_a_tasks_allow_decides_its_start_and_its_cancel(peers: Peers) -> None:
     app, _, editor, viewer = peers
+    await viewer.send("_TASK_CANCEL:BOARD", {"type": "WAIT"})  # not running: nothing to do
+    assert await viewer.settle() == []
     await viewer.send("_TASK_START:BOARD", {"type": "WAIT", "owner": "ed", "$id": 3})
     assert await viewer.settle() == [forbidden("_TASK_START:BOARD", id=3)]
     assert app.board.sync.running_tasks == []

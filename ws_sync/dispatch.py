@@ -354,12 +354,11 @@ class Dispatcher:
             return
         canceller = remote_table(type(sync.obj)).find("cancel", method.key)
         try:
-            if method.allow is not None:
-                run = tasks.running(sync).get(method.key)
-                params = run.params if run is not None else {}
-                if not await allowed(method.allow, self.session, params):
-                    self._forbid(event, sync, method)
-                    return
+            allow = method.allow  # asked only while the task runs: else nothing to cancel
+            run = tasks.running(sync).get(method.key) if allow is not None else None
+            if allow and run and not await allowed(allow, self.session, run.params):
+                self._forbid(event, sync, method)
+                return
             await tasks.cancel(sync, method.key, canceller)
         except Exception as e:
             self._failed(event, e, f"{sync.key}: cancelling task {method.key!r}")

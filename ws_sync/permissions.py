@@ -9,7 +9,8 @@
   asked about its ``from``, as a "remove"; a "test" writes nothing and is
   not asked), every top-level key of a `_SET` (as "replace"). One refused op
   refuses the whole write. ``path`` is the JSON pointer as applied, its first
-  token the synced name on the wire.
+  token the synced name on the wire. A cancel of a task that is not running
+  does nothing and is not asked about.
 - ``can_read(self, session) -> bool`` on a synced object decides whether a
   session may subscribe to it: a refused session gets nothing of it, and its
   events for that key are answered "forbidden".
@@ -85,8 +86,8 @@ def check_write(sync: Sync, session: Any, data: Any) -> None:
     if not refused:
         return
     event = "_SET" if isinstance(data, dict) else "_PATCH"
-    for error in refused:
-        audit("write refused", getattr(session, "user", None), key=sync.key, path=error["path"])
+    user = getattr(session, "user", None)
+    audit("write refused", user, key=sync.key, path=refused[0]["path"], ops=len(refused))
     raise ClientWriteError(f"{event} rejected: {FORBIDDEN}", refused)
 
 
