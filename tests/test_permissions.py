@@ -5,12 +5,14 @@ changed; an object's `can_read` keeps it from those it refuses."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 from auth_app import AuthApp, Peer, sign_in
 from session_helpers import serve
+from websockets.asyncio.client import connect
 
 from ws_sync import Session, Sync, remote_action, sync_all
 from ws_sync.actions import Params
@@ -214,3 +216,34 @@ async def test_allow_exceptions_are_the_apps_and_run_nothing() -> None:
     assert thing.n == 0
     assert '"ok":false' in sent[-1] and "internal error" in sent[-1]
     await session.close()
+
+
+async def test_a_versioned_client_gets_its_refusals_by_id_and_the_same_answer_again() -> None:
+    app = AuthApp()
+    async with serve(app.app) as url:
+        headers = {"Cookie": await sign_in(url, "vi", "viewer")}
+        ws = await connect(f"{url}/ws?ws_sync=2", proxy=None, additional_headers=headers)
+        viewer = Peer(ws)
+        await viewer.send("_HELLO", {"protocol": 2, "versions": {}})
+        assert (await viewer.recv())["type"] == "_REQUEST_USER_SESSION"
+        await viewer.send("_USER_SESSION", {"user": "v", "session": "2"})
+        board = await viewer.until("_SET:BOARD")
+        epoch, version = board["epoch"], board["v"]
+        await viewer.settle()  # the rest of the initial state
+        patch = [{"op": "replace", "path": "/title", "value": "x"}]
+        await ws.send(
+            json.dumps(
+                {"type": "_PATCH:BOARD", "data": patch, "$id": "w1", "epoch": epoch, "v": version}
+            )
+        )
+        call = {"type": "ADD", "text": "spam", "$id": "c1"}
+        await viewer.send("_ACTION:BOARD", call)
+        await viewer.send("_ACTION:BOARD", call)  # a retry: answered again, not run
+        got = [f for f in await viewer.settle() if f["type"] != "_HELLO"]
+        assert got[0]["type"] == "_ERROR" and got[0]["data"]["id"] == "w1"
+        assert got[0]["data"]["errors"] == [{"op": 0, "path": "/title", "msg": FORBIDDEN}]
+        assert got[1]["type"] == "_SET:BOARD"
+        results = [f["data"] for f in got if f["type"] == "_ACTION_RESULT:BOARD"]
+        assert results == [{"id": "c1", "ok": False, "error": {"message": FORBIDDEN}}] * 2
+        assert app.board.title == "Board" and app.board.cards == ["first"]
+        await viewer.close()
