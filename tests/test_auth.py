@@ -254,3 +254,24 @@ async def test_the_principal_is_there_in_factory_actions_tasks_and_hooks() -> No
         assert (await peer.until("_TASK_DONE:PROBE"))["data"]["result"] == "dora"
         assert seen == {"factory": "dora", "hook": "dora"}
         await peer.close()
+
+
+async def test_foreign_ids_are_audited_while_any_other_principal_holds_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    registry = SessionRegistry()
+
+    async def create() -> Session:
+        return Session()
+
+    alice = await registry.open(("u", "s"), create, "10.0.0.1", owner="alice")
+    mallory = await registry.open(("u", "s"), create, "10.0.0.2", owner="mallory")
+    registry.discard({mallory})
+    await registry.open(("u", "s"), create, "10.0.0.3", owner="eve")
+    holders = [
+        (a["principal"], a["holder"]) for a in audits(caplog, "session ids of another principal")
+    ]
+    assert holders == [("mallory", "alice"), ("eve", "alice")]
+    assert registry.get(("u", "s"), "alice") is alice
+    await registry.close()
+    await mallory.close()

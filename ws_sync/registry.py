@@ -187,7 +187,7 @@ class SessionRegistry:
     _entries: dict[Key, _Entry] = field(default_factory=dict, init=False, repr=False)
     _creating: dict[Key, asyncio.Future[Session]] = field(default_factory=dict, init=False)
     _by_address: dict[str, dict[Key, None]] = field(default_factory=dict, init=False, repr=False)
-    _holder: dict[Ids, Key] = field(default_factory=dict, init=False, repr=False)
+    _holders: dict[Ids, dict[Key, None]] = field(default_factory=dict, init=False, repr=False)
     _closing: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -237,7 +237,7 @@ class SessionRegistry:
             finally:
                 del self._creating[key]
             entry = self._entries[key] = _Entry(session, address)
-            self._holder[ids] = key
+            self._holders.setdefault(ids, {})[key] = None
             future.set_result(session)
         if entry.expiry is not None:
             entry.expiry.cancel()
@@ -248,8 +248,8 @@ class SessionRegistry:
 
     def _foreign(self, ids: Ids, key: Key, address: str) -> None:
         """Ids of another principal's session: audited; the caller gets its own."""
-        held = self._holder.get(ids)
-        if held is not None and held != key and held in self._entries:
+        held = next((k for k in self._holders.get(ids, ()) if k != key), None)
+        if held is not None:
             audit(
                 "session ids of another principal",
                 _owner(key),
@@ -282,8 +282,11 @@ class SessionRegistry:
             if not own:
                 del self._by_address[address]
         ids = (key[0], key[1])
-        if self._holder.get(ids) == key:
-            del self._holder[ids]
+        holders = self._holders.get(ids)
+        if holders is not None and key in holders:
+            del holders[key]
+            if not holders:
+                del self._holders[ids]
 
     def _remove(self, key: Key) -> _Entry | None:
         """Take a session out of the registry (its close is the caller's)."""
