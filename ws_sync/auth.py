@@ -8,6 +8,8 @@ empty identity) refuses the connection: the server answers 403 and no
 session is made. Without ``authenticate``, the user of Starlette's
 ``AuthenticationMiddleware`` (``scope["user"]``) is the principal when it is
 authenticated; anonymous connections stay unbound, as without any sign-in.
+A plain function runs on the event loop, as a dependency of the handshake:
+make it ``async`` if it waits on I/O (a database, a token service).
 
 A session keeps its principal as ``session.user``. User sessions are kept in
 their principal's namespace (`ws_sync.registry`), so ids presented by someone
@@ -16,7 +18,9 @@ else never reach them; permissions (`ws_sync.permissions`) ask it.
 Refusals are written to the ``ws_sync.audit`` logger as structured records:
 each carries ``record.audit``, a dict with the ``event``, the ``principal``
 (its identity, None when unbound) and where it happened (``key``, ``path``,
-``action``...), never a payload value.
+``method``, ``address``...), never a payload value. Events: "handshake
+refused", "session ids of another principal", "action refused", "task
+refused", "write refused", "read refused", and "revoked" (at INFO).
 """
 
 from __future__ import annotations
