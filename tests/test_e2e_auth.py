@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 
 import pytest
-from e2e_helpers import CHROMIUM, CHROMIUM_ARGS, ROOT, LiveServer, wait_until
+from e2e_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, LiveServer, wait_until
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 if str(ROOT) not in sys.path:
@@ -112,3 +112,5 @@ def test_a_viewers_edits_are_refused_by_the_server(
     editor.fill(".card textarea", "Ship it today")  # an editor's edit goes through
     wait_until(lambda: server.call(lambda: board.cards[0].text) == "Ship it today")
     expect(viewer.locator(".card textarea")).to_have_value("Ship it today")
+    ARTIFACTS.mkdir(exist_ok=True)
+    viewer.screenshot(path=ARTIFACTS / "board-viewer.png")
