@@ -275,3 +275,21 @@ async def test_foreign_ids_are_audited_while_any_other_principal_holds_them(
     assert registry.get(("u", "s"), "alice") is alice
     await registry.close()
     await mallory.close()
+
+
+async def test_an_authenticate_that_fails_refuses_and_is_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    made: list[Any] = []
+
+    async def broken(ws: WebSocket) -> str:
+        raise RuntimeError("token service down")
+
+    route = sync_endpoint(made.append, user_sessions=False, authenticate=broken)
+    async with serve(Starlette(routes=[route])) as url:
+        with pytest.raises(InvalidStatus) as refused:
+            await connect(f"{url}/ws", proxy=None)
+        assert refused.value.response.status_code == 403
+    assert made == []
+    assert any(r.exc_info and "token service down" in str(r.exc_info[1]) for r in caplog.records)
+    assert len(audits(caplog, "handshake refused")) == 1
