@@ -17,9 +17,11 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import tasks, wire
+from .auth import audit
 from .connection import Connection, Frame, FrameRejected
 from .errors import HIDDEN, Failure, failure
 from .invoke import invoke
+from .permissions import FORBIDDEN, allowed, named, read_refused
 from .protocol import INVALID, ProtocolError, error_frame, parse, peek
 from .remote import Kind, RemoteMethod, remote_table
 from .sync import Sync
@@ -172,7 +174,8 @@ class Dispatcher:
             return
         sync = self.session.syncs.get(key)
         if sync is None or sync.obj is None:
-            self._refuse(event, key if kind == "_ACTION" else None, f"unknown key {key!r}")
+            message = FORBIDDEN if read_refused(self.session, key) else f"unknown key {key!r}"
+            self._refuse(event, key if kind == "_ACTION" else None, message)
             return
         await route(self, event, sync, data)
 
@@ -245,6 +248,9 @@ class Dispatcher:
             return
         try:
             args, kwargs = method.params(sync.camel).bind(data, self.session.limits)
+            if method.allow is not None and not await self._allowed(sync, method, args, kwargs):
+                self._forbid(event, sync, method)
+                return
             result = await invoke(method.bind(sync.obj), *args, **kwargs)
         except Exception as e:
             self.session.flush_pending()  # the state first, then the answer
@@ -255,6 +261,29 @@ class Dispatcher:
         self.session.flush_pending()
         if self.call:
             self._action_done(event, sync.key, result)
+
+    async def _allowed(
+        self, sync: Sync, method: RemoteMethod, args: list[Any], kwargs: dict[str, Any]
+    ) -> bool:
+        """What the method's `allow` says of this session and these params."""
+        assert method.allow is not None
+        params = named(method.params(sync.camel), args, kwargs)
+        return await allowed(method.allow, self.session, params)
+
+    def _forbid(self, event: str, sync: Sync, method: RemoteMethod) -> None:
+        """A call `allow` refused: audited, answered, nothing run."""
+        audit(
+            f"{method.kind} refused",
+            self.session.user,
+            key=sync.key,
+            method=method.key,
+        )
+        if event.startswith("_ACTION"):
+            self._refuse(event, sync.key, FORBIDDEN)
+        elif event.startswith("_TASK_START"):
+            self._answer(error_frame(event, FORBIDDEN, **self.call))  # kept for a retry
+        else:
+            self.error(event, FORBIDDEN)
 
     def _action_done(self, event: str, key: str, result: Any) -> None:
         try:
@@ -306,7 +335,15 @@ class Dispatcher:
             return
         try:
             args, kwargs = method.params(sync.camel).bind(data, self.session.limits)
-            tasks.start(self.session, sync, method, args, kwargs)
+            params = None
+            if method.allow is not None:
+                params = named(method.params(sync.camel), args, kwargs)
+                if not await allowed(method.allow, self.session, params):
+                    self._forbid(event, sync, method)
+                    return
+            run = tasks.start(self.session, sync, method, args, kwargs)
+            if params is not None:
+                run.params = params  # its cancel is asked about them
         except Exception as e:
             f = failure(e, self.session.expose_errors, f"{sync.key}: starting task {method.key!r}")
             self._answer(error_frame(event, f.message, f.errors, **{**self.call, **f.extra}))
@@ -317,6 +354,11 @@ class Dispatcher:
             return
         canceller = remote_table(type(sync.obj)).find("cancel", method.key)
         try:
+            allow = method.allow  # asked only while the task runs: else nothing to cancel
+            run = tasks.running(sync).get(method.key) if allow is not None else None
+            if allow and run and not await allowed(allow, self.session, run.params):
+                self._forbid(event, sync, method)
+                return
             await tasks.cancel(sync, method.key, canceller)
         except Exception as e:
             self._failed(event, e, f"{sync.key}: cancelling task {method.key!r}")

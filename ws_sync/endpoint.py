@@ -21,6 +21,12 @@ What each connection gets:
 - an Origin check before the handshake is accepted (same origin by default;
   ``allowed_origins=["https://app.example.com"]`` or ``["*"]``); a foreign
   Origin is refused with 403;
+- with ``authenticate=fn``, a principal: ``fn(websocket)`` (sync or async)
+  reads cookies or headers and returns who the client is, or None to refuse
+  it with 403 before anything is made; without it, the authenticated user of
+  Starlette's ``AuthenticationMiddleware``, if any (`ws_sync.auth`). The
+  session keeps it as ``session.user``, and its user sessions are the
+  principal's own;
 - with ``allowed_hosts=["app.example.com"]``, a Host check against DNS
   rebinding (`ws_sync.hosts`; patterns as Starlette's `TrustedHostMiddleware`,
   which the app's HTTP routes should use with the same list); another Host is
@@ -52,6 +58,7 @@ from starlette.websockets import WebSocket
 
 from . import wire
 from .address import TrustedProxies, client_address
+from .auth import Authenticate, audit, identity, principal_of
 from .connection import CLOSE_POLICY, CLOSE_TOO_SLOW, Connection
 from .hello import wants_versions
 from .hosts import host_allowed, host_patterns
@@ -82,6 +89,7 @@ def sync_endpoint(
     name: str | None = None,
     expose_errors: bool = False,
     tabs: Tabs = "auto",
+    authenticate: Authenticate | None = None,
 ) -> WebSocketRoute:
     """A `WebSocketRoute` at `path` serving sessions built by `factory`.
 
@@ -92,7 +100,8 @@ def sync_endpoint(
     "internal error" and a log reference for an exception raised by the app;
     ``expose_errors=True`` shows them its text (see `ws_sync.errors`).
     ``tabs`` says whether a session's connections share it or the newest
-    takes over (`Session.new_connection`).
+    takes over (`Session.new_connection`). ``authenticate`` gives each
+    connection its principal (see `ws_sync.auth`).
 
     Per-address limits (the frame budget of `Limits.address_rate`,
     ``max_sessions_per_address``) count the client address of the ASGI
@@ -116,9 +125,11 @@ def sync_endpoint(
     else:
         registry = None
 
-    async def create() -> Session:
+    async def create(user: Any = None) -> Session:
         try:
-            return await new_session(factory, limits, expose_errors=expose_errors, tabs=tabs)
+            return await new_session(
+                factory, limits, expose_errors=expose_errors, tabs=tabs, user=user
+            )
         except Exception as e:
             logger.exception("sync_endpoint: the session factory failed")
             raise FactoryError from e
@@ -128,13 +139,19 @@ def sync_endpoint(
             await ws.close(CLOSE_POLICY)  # before accept: the server answers 403
             return
         address = client_address(ws, proxies)
+        user = None
+        if authenticate is not None or "user" in ws.scope:
+            user = await _principal(ws, authenticate, address)
+            if user is None and authenticate is not None:
+                await ws.close(CLOSE_POLICY)  # before accept: 403, nothing made
+                return
         conn = Connection(ws, limits, budgets.acquire(address))
         try:
-            await serve(conn, address)
+            await serve(conn, address, user)
         finally:
             budgets.release(address)
 
-    async def serve(conn: Connection, address: str) -> None:
+    async def serve(conn: Connection, address: str, user: Any = None) -> None:
         await conn.accept()
         conn.start()
         versioned = wants_versions(conn.ws)
@@ -146,7 +163,7 @@ def sync_endpoint(
                     await reject(conn, str(e))
                     return
             try:
-                session = await create()
+                session = await create(user)
             except FactoryError:
                 await _fail(conn)
                 return
@@ -158,10 +175,11 @@ def sync_endpoint(
                 closing = session.close(grace=limits.close_timeout)
                 await asyncio.shield(_background(closing))
             return
+        owner = identity(user)
         try:
             ids = await opening(conn, ids=True, hello=versioned)
             assert ids is not None
-            session = await registry.open(ids, create, address)
+            session = await registry.open(ids, lambda: create(user), address, owner)
         except HandshakeError as e:
             await reject(conn, str(e))
             return
@@ -175,7 +193,7 @@ def sync_endpoint(
         try:
             await session.handle_connection(conn)
         finally:
-            registry.release(ids, session)
+            registry.release(ids, session, owner)
 
     route = WebSocketRoute(path, endpoint, name=name)
     route.registry = registry  # type: ignore[attr-defined]
@@ -189,15 +207,31 @@ async def new_session(
     *,
     expose_errors: bool = False,
     tabs: Tabs = "auto",
+    user: Any = None,
 ) -> Session:
-    """A `Session` with the objects of ``factory()`` built in it and kept."""
-    session = Session(limits=limits, expose_errors=expose_errors, tabs=tabs)
+    """A `Session` of `user` with the objects of ``factory()`` built in it and kept."""
+    session = Session(limits=limits, expose_errors=expose_errors, tabs=tabs, user=user)
     with session:
         made = factory()
         if inspect.isawaitable(made):
             made = await made
     session.keep(made)
     return session
+
+
+async def _principal(ws: WebSocket, authenticate: Authenticate | None, address: str) -> Any:
+    """The connection's principal; None (audited) when `authenticate` refuses
+    it or fails (logged), or when the middleware's user is anonymous."""
+    try:
+        user = await principal_of(ws, authenticate)
+    except Exception:
+        logger.exception("sync_endpoint: authenticate failed")
+        user = None
+    if identity(user) is None:
+        if authenticate is not None:
+            audit("handshake refused", None, path=ws.url.path, address=address)
+        return None
+    return user
 
 
 class FactoryError(Exception):

@@ -7,8 +7,10 @@ same ids resumes its `Session`, objects and running tasks, and gets `_SET` for
 each object. Sessions left idle (no connection) for `ttl` seconds are closed
 and dropped, and at most `max_sessions` are kept, so memory stays bounded.
 
-The ids are chosen by the client: treat them as a bearer token for the
-session, not as proof of who the user is (authenticate separately).
+The ids are chosen by the client: on their own they are a bearer token for
+the session. A session bound to a principal (`ws_sync.auth`) is kept in that
+principal's namespace: the same ids presented by anyone else open a fresh
+session of their own and never reach it (the attempt goes to the audit log).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ import logging
 import re
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Container, Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeGuard
 
 from starlette.websockets import WebSocket
 
 from . import wire
+from .auth import audit
 from .connection import CLOSE_GOING_AWAY, CLOSE_POLICY, Connection, Frame, FrameRejected
 from .hello import held_versions
 from .protocol import ProtocolError, error_frame, parse
@@ -34,6 +37,9 @@ from .session import Session
 logger = logging.getLogger("ws_sync")
 
 Ids = tuple[str, str]
+Key = tuple[str, ...]
+"""A session's place in a registry: its `Ids`, and its principal's identity
+after them when it has one."""
 
 ID_PATTERN = re.compile(r"[A-Za-z0-9._:@-]{1,128}")
 """A safe user or session id: 1-128 characters, letters, digits and ``._:@-``
@@ -151,24 +157,37 @@ class _Entry:
     users: int = 0
 
 
+def key_of(ids: Ids, owner: str | None = None) -> Key:
+    """Where the session of `ids` is kept: under its principal's identity."""
+    return ids if owner is None else (*ids, owner)
+
+
+def _owner(key: Key) -> str | None:
+    return key[2] if len(key) > 2 else None
+
+
 @dataclass(eq=False)
 class SessionRegistry:
-    """Sessions by (user, session) id, expiring `ttl` seconds after their last
-    connection ends.
+    """Sessions by (user, session) id and principal, expiring `ttl` seconds
+    after their last connection ends.
 
     At most `max_sessions` are kept, and at most `max_sessions_per_address`
     made from one client address. A new session over its address's cap
     replaces that address's least recently used idle session; one over the
     global cap, the least recently used idle session of all. One address
     therefore never holds more than its share, and cannot push everyone
-    else's sessions out."""
+    else's sessions out.
+
+    `owner` is the identity of the session's principal (`ws_sync.auth`): a
+    session is found only with the ids *and* the owner it was made for."""
 
     ttl: float = 3600.0
     max_sessions: int = 10_000
     max_sessions_per_address: int = 100
-    _entries: dict[Ids, _Entry] = field(default_factory=dict, init=False, repr=False)
-    _creating: dict[Ids, asyncio.Future[Session]] = field(default_factory=dict, init=False)
-    _by_address: dict[str, dict[Ids, None]] = field(default_factory=dict, init=False, repr=False)
+    _entries: dict[Key, _Entry] = field(default_factory=dict, init=False, repr=False)
+    _creating: dict[Key, asyncio.Future[Session]] = field(default_factory=dict, init=False)
+    _by_address: dict[str, dict[Key, None]] = field(default_factory=dict, init=False, repr=False)
+    _holders: dict[Ids, dict[Key, None]] = field(default_factory=dict, init=False, repr=False)
     _closing: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -177,41 +196,48 @@ class SessionRegistry:
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, ids: Ids) -> Session | None:
-        entry = self._entries.get(ids)
+    def get(self, ids: Ids, owner: str | None = None) -> Session | None:
+        entry = self._entries.get(key_of(ids, owner))
         return entry.session if entry else None
 
     async def open(
-        self, ids: Ids, create: Callable[[], Awaitable[Session]], address: str = ""
+        self,
+        ids: Ids,
+        create: Callable[[], Awaitable[Session]],
+        address: str = "",
+        owner: str | None = None,
     ) -> Session:
-        """The session for `ids`, resumed or made by `create()` for a client
-        at `address`; pair every call with `release` once its connection has
-        ended."""
-        entry = self._entries.get(ids)
+        """The session for `ids` of `owner`, resumed or made by `create()` for
+        a client at `address`; pair every call with `release` once its
+        connection has ended."""
+        key = key_of(ids, owner)
+        entry = self._entries.get(key)
         if entry is not None and entry.session.closed:  # closed by the app: start afresh
-            self._drop(ids, entry)
+            self._drop(key, entry)
             entry = None
         if entry is None:
-            pending = self._creating.get(ids)
+            pending = self._creating.get(key)
             if pending is not None:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(pending)  # made by another connection: share it
-                return await self.open(ids, create, address)
+                return await self.open(ids, create, address, owner)
+            self._foreign(ids, key, address)
             self._make_room(address)
             future: asyncio.Future[Session] = asyncio.get_running_loop().create_future()
-            self._creating[ids] = future
+            self._creating[key] = future
             own = self._by_address.setdefault(address, {})
-            own[ids] = None  # counts while being made
+            own[key] = None  # counts while being made
             try:
                 session = await create()
             except BaseException as e:
-                self._forget(ids, address)
+                self._forget(key, address)
                 future.set_exception(e)
                 future.exception()  # retrieved: waiters retry on their own
                 raise
             finally:
-                del self._creating[ids]
-            entry = self._entries[ids] = _Entry(session, address)
+                del self._creating[key]
+            entry = self._entries[key] = _Entry(session, address)
+            self._holders.setdefault(ids, {})[key] = None
             future.set_result(session)
         if entry.expiry is not None:
             entry.expiry.cancel()
@@ -220,10 +246,22 @@ class SessionRegistry:
         entry.users += 1
         return entry.session
 
-    def release(self, ids: Ids, session: Session) -> None:
+    def _foreign(self, ids: Ids, key: Key, address: str) -> None:
+        """Ids of another principal's session: audited; the caller gets its own."""
+        held = next((k for k in self._holders.get(ids, ()) if k != key), None)
+        if held is not None:
+            audit(
+                "session ids of another principal",
+                _owner(key),
+                holder=_owner(held),
+                address=address,
+            )
+
+    def release(self, ids: Ids, session: Session, owner: str | None = None) -> None:
         """A connection of the session ended: start its idle clock if it has
         no other connection."""
-        entry = self._entries.get(ids)
+        key = key_of(ids, owner)
+        entry = self._entries.get(key)
         if entry is None or entry.session is not session:
             return
         entry.users -= 1
@@ -231,28 +269,40 @@ class SessionRegistry:
             return
         entry.idle_since = time.monotonic()
         loop = asyncio.get_running_loop()
-        entry.expiry = loop.call_later(self.ttl, self._expire, ids, entry)
+        entry.expiry = loop.call_later(self.ttl, self._expire, key, entry)
 
-    def _expire(self, ids: Ids, entry: _Entry) -> None:
-        if self._entries.get(ids) is entry and entry.users <= 0:
-            self._drop(ids, entry)
+    def _expire(self, key: Key, entry: _Entry) -> None:
+        if self._entries.get(key) is entry and entry.users <= 0:
+            self._drop(key, entry)
 
-    def _forget(self, ids: Ids, address: str) -> None:
+    def _forget(self, key: Key, address: str) -> None:
         own = self._by_address.get(address)
         if own is not None:
-            own.pop(ids, None)
+            own.pop(key, None)
             if not own:
                 del self._by_address[address]
+        ids = (key[0], key[1])
+        holders = self._holders.get(ids)
+        if holders is not None and key in holders:
+            del holders[key]
+            if not holders:
+                del self._holders[ids]
 
-    def _drop(self, ids: Ids, entry: _Entry) -> None:
-        del self._entries[ids]
-        self._forget(ids, entry.address)
-        if entry.expiry is not None:
-            entry.expiry.cancel()
+    def _remove(self, key: Key) -> _Entry | None:
+        """Take a session out of the registry (its close is the caller's)."""
+        entry = self._entries.pop(key, None)
+        if entry is not None:
+            self._forget(key, entry.address)
+            if entry.expiry is not None:
+                entry.expiry.cancel()
+        return entry
+
+    def _drop(self, key: Key, entry: _Entry) -> None:
+        self._remove(key)
         task = asyncio.get_running_loop().create_task(entry.session.close())
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
-        logger.debug("session %s/%s dropped", *ids)
+        logger.debug("session %s dropped", "/".join(key))
 
     def _make_room(self, address: str) -> None:
         own = self._by_address.get(address, {})
@@ -261,33 +311,37 @@ class SessionRegistry:
         if len(self._entries) + len(self._creating) >= self.max_sessions:
             self._drop_idle(self._entries, f"{self.max_sessions} sessions")
 
-    def _drop_idle(self, among: Iterable[Ids], what: str) -> None:
-        """Drop the least recently used idle session `among` these ids."""
+    def _drop_idle(self, among: Iterable[Key], what: str) -> None:
+        """Drop the least recently used idle session `among` these keys."""
         entries = self._entries
         idle = [
-            (entry.idle_since, ids)
-            for ids in among
-            if (entry := entries.get(ids)) is not None and entry.idle_since is not None
+            (entry.idle_since, key)
+            for key in among
+            if (entry := entries.get(key)) is not None and entry.idle_since is not None
         ]
         if not idle:
             raise RegistryFull(f"{what} are in use")
         _, oldest = min(idle)
         self._drop(oldest, entries[oldest])
 
+    def discard(self, sessions: Container[Session]) -> None:
+        """Take these sessions out of the registry; closing them is the
+        caller's (`ws_sync.auth.revoke`)."""
+        for key in [k for k, entry in self._entries.items() if entry.session in sessions]:
+            self._remove(key)
+
     async def close(
-        self, ids: Ids | None = None, *, code: int = CLOSE_GOING_AWAY, grace: float | None = None
+        self, ids: Key | None = None, *, code: int = CLOSE_GOING_AWAY, grace: float | None = None
     ) -> None:
-        """Close one session (or all of them, at shutdown) now; `code` and
-        `grace` as in `Session.close`. The closes go on if this is cancelled."""
+        """Close one session (its ids, and its owner after them if it has one)
+        or all of them, at shutdown, now; `code` and `grace` as in
+        `Session.close`. The closes go on if this is cancelled."""
         targets = [ids] if ids is not None else list(self._entries)
         loop = asyncio.get_running_loop()
         for key in targets:
-            entry = self._entries.pop(key, None)
+            entry = self._remove(key)
             if entry is None:
                 continue
-            self._forget(key, entry.address)
-            if entry.expiry is not None:
-                entry.expiry.cancel()
             task = loop.create_task(entry.session.close(code=code, grace=grace))
             self._closing.add(task)
             task.add_done_callback(self._closing.discard)

@@ -10,6 +10,9 @@
         @grow.cancel                    # same as @remote_task_cancel("GROW")
         async def stop_grow(self): ...
 
+        @remote_action("CLEAR", allow=is_owner)   # is_owner(session, params) -> bool
+        async def clear(self): ...
+
 The decorators only mark the function; a class's table of exposed methods is
 built on first use and cached per class. Only marked methods are callable from
 a client.
@@ -33,9 +36,14 @@ logger = logging.getLogger("ws_sync")
 _MARK = "__ws_remote__"
 
 
-def _mark(func: Any, kind: Kind, key: str) -> Any:
+Allow = Callable[..., Any]
+"""``allow(session, params) -> bool`` (or an awaitable of it): may this
+session make this call? `params` are the validated params, by Python name."""
+
+
+def _mark(func: Any, kind: Kind, key: str, allow: Allow | None = None) -> Any:
     target = func.__func__ if isinstance(func, staticmethod | classmethod) else func
-    marks = [*getattr(target, "__dict__", {}).get(_MARK, ()), (kind, key)]
+    marks = [*getattr(target, "__dict__", {}).get(_MARK, ()), (kind, key, allow)]
     setattr(target, _MARK, marks)
     return func
 
@@ -48,32 +56,34 @@ def _name(func: Any) -> str:
 @overload
 def remote_action(key: F, /) -> F: ...
 @overload
-def remote_action(key: str | None = None, /) -> Callable[[F], F]: ...
-def remote_action(key: Any = None, /) -> Any:
+def remote_action(key: str | None = None, /, *, allow: Allow | None = None) -> Callable[[F], F]: ...
+def remote_action(key: Any = None, /, *, allow: Allow | None = None) -> Any:
     """Expose a method as an action: the client calls it, the connection waits
-    for it to finish before the next event. The key defaults to the method name."""
+    for it to finish before the next event. The key defaults to the method name.
+    With `allow`, a call it refuses is answered "forbidden" and nothing runs."""
     if callable(key):
         return _mark(key, "action", _name(key))
-    return lambda func: _mark(func, "action", key or _name(func))
+    return lambda func: _mark(func, "action", key or _name(func), allow)
 
 
 @overload
 def remote_task(key: F, /) -> F: ...
 @overload
-def remote_task(key: str | None = None, /) -> Callable[[F], F]: ...
-def remote_task(key: Any = None, /) -> Any:
+def remote_task(key: str | None = None, /, *, allow: Allow | None = None) -> Callable[[F], F]: ...
+def remote_task(key: Any = None, /, *, allow: Allow | None = None) -> Any:
     """Expose a method as a task: it runs concurrently, is cancellable, and an
     async generator streams each value it yields as `_TASK_PROGRESS`.
-    ``@my_task.cancel`` marks the method that cancels it."""
+    ``@my_task.cancel`` marks the method that cancels it. `allow` decides who
+    may start it and who may cancel it (with the params it was started with)."""
 
     def decorate(func: Any, task_key: str) -> Any:
-        _mark(func, "task", task_key)
+        _mark(func, "task", task_key, allow)
         target: Any = func.__func__ if isinstance(func, staticmethod | classmethod) else func
         target.cancel = remote_task_cancel(task_key)
         return func
 
     if callable(key):
-        return decorate(key, _name(key))
+        return decorate(key, _name(key))  # bare: no allow
     return lambda func: decorate(func, key or _name(func))
 
 
@@ -94,6 +104,7 @@ class RemoteMethod:
     key: str
     attr: str
     raw: Any  # the class attribute: function, staticmethod or classmethod
+    allow: Allow | None = None
     _params: dict[bool, Params] = field(default_factory=dict)
 
     def bind(self, obj: Any) -> Callable[..., Any]:
@@ -126,7 +137,7 @@ class RemoteTable:
                     continue
                 seen.add(attr)  # the first class in the MRO defines the name
                 target = raw.__func__ if isinstance(raw, staticmethod | classmethod) else raw
-                for kind, key in getattr(target, "__dict__", {}).get(_MARK, ()):
+                for kind, key, allow in getattr(target, "__dict__", {}).get(_MARK, ()):
                     table = self.by_kind[kind]
                     if key in table:
                         logger.warning(
@@ -134,7 +145,7 @@ class RemoteTable:
                             cls.__name__, kind, key, table[key].attr, attr, table[key].attr,
                         )  # fmt: skip
                         continue
-                    table[key] = RemoteMethod(kind, key, attr, raw)
+                    table[key] = RemoteMethod(kind, key, attr, raw, allow)
 
     def find(self, kind: Kind, key: str) -> RemoteMethod | None:
         """Exact key first; else a unique case-insensitive match, so a bare

@@ -82,8 +82,11 @@ class Session:
         limits: Limits | None = None,
         expose_errors: bool = False,
         tabs: Tabs = "auto",
+        user: Any = None,
     ) -> None:
         self.logger = logger or logging.getLogger("ws_sync")
+        self.user: Any = user
+        """The principal the session belongs to (`ws_sync.auth`); None when unbound."""
         self.expose_errors = expose_errors
         """Whether a failing handler's exception text reaches the client; by
         default it reads "internal error" and a ref the log has too (see `errors`)."""

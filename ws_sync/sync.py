@@ -102,6 +102,8 @@ class Sync:
         """Version, epoch and recent commits (`ws_sync.commit`)."""
         self._writes: Recent | None = None  # ids of committed client writes, made on first use
         self._trailing: asyncio.TimerHandle | None = None
+        self._write_policy = hasattr(type(obj), "can_write")
+        self._read_policy = hasattr(type(obj), "can_read")
 
         selection = select_attributes(obj, sync_all, include, exclude)
         self.attributes: dict[str, str] = {
@@ -386,9 +388,15 @@ class Sync:
     # subscribers and other events
 
     def attach(self, session: Any) -> None:
-        """Subscribe a session; a shared object has several."""
+        """Subscribe a session; a shared object has several. One that the
+        object's ``can_read`` refuses is not (`ws_sync.permissions`)."""
         if any(s is session for s in self.sessions):
             return
+        if self._read_policy:
+            from .permissions import readable
+
+            if not readable(self, session):
+                return
         self.sessions.append(session)
         session.register(self)
 
@@ -476,6 +484,10 @@ class Sync:
         dropped: list[int] = []
         if base is not None:
             data, dropped = self._rebase(data, base)
+        if self._write_policy:
+            from .permissions import check_write
+
+            check_write(self, sender, data)  # raises ClientWriteError: forbidden
         limits = getattr(sender, "limits", None)
         echo_free = apply(self, data, limits)  # raises ClientWriteError, changing nothing
         ops = self.collect()

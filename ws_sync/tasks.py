@@ -45,6 +45,8 @@ class TaskRun:
         self.started = False
         self.task: asyncio.Task[None] | None = None
         self.last_progress: dict[str, Any] | None = None
+        self.params: dict[str, Any] = {}
+        """The params by name, when the task has an `allow` (its cancel is asked too)."""
 
     async def main(self, func: Any, args: list[Any], kwargs: dict[str, Any]) -> None:
         self.started = True

@@ -630,14 +630,23 @@ export function decodeBase64(b64) {
   return bytes;
 }
 
+/** An id nobody can guess (session ids): the platform's CSPRNG, never Math.random. */
 function randomId() {
   const c = globalThis.crypto;
   if (c?.randomUUID) return c.randomUUID();
-  // randomUUID exists only in secure contexts (https, localhost).
-  const bytes = new Uint8Array(16);
-  if (c?.getRandomValues) c.getRandomValues(bytes);
-  else for (let i = 0; i < 16; i++) bytes[i] = Math.floor(Math.random() * 256);
+  // randomUUID exists only in secure contexts (https, localhost); getRandomValues everywhere.
+  if (!c?.getRandomValues) throw new Error("ws-sync: no crypto.getRandomValues to make session ids");
+  const bytes = c.getRandomValues(new Uint8Array(16));
   return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** Keeps call ids apart across reloads: random, but no secret (works without crypto). */
+function callPrefix() {
+  try {
+    return randomId().replace(/-/g, "").slice(0, 12);
+  } catch {
+    return Math.random().toString(16).slice(2, 14).padEnd(12, "0");
+  }
 }
 
 /** Read an id from web storage, creating and saving one if missing. Storage may be absent or throw (privacy modes). */
@@ -962,7 +971,7 @@ export class Session {
     // `$id`s of writes, actions and task starts must not repeat across page
     // reloads (the server remembers them per session): a random prefix and a
     // counter, one for all three, since an _ERROR names any of them by id.
-    this._idPrefix = randomId().replace(/-/g, "").slice(0, 12);
+    this._idPrefix = callPrefix();
     this._idCount = 0;
     this._serverProtocol = null; // agreed on the last connection that agreed one
     this._offline = false; // the browser said "offline"
