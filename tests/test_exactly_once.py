@@ -6,9 +6,10 @@ import json
 from typing import Any
 
 from session_helpers import make_app, recv, send
+from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from ws_sync import remote_action, remote_task, sync_only
+from ws_sync import remote_action, remote_task, session_context, sync_endpoint, sync_only
 
 
 class Ledger:
@@ -70,6 +71,41 @@ def test_an_action_retried_after_a_reconnect_runs_once_and_answers_again() -> No
                 "data": {"id": "p-1", "ok": True, "result": 1},
             }
         )
+
+
+def test_an_action_on_a_shared_object_retried_without_user_sessions_runs_once() -> None:
+    """Without user ids every connection is a new session: the shared object
+    remembers the call."""
+    ledger = Ledger()
+
+    def join() -> Ledger:
+        session_context.get().attach(ledger.sync)
+        return ledger
+
+    app = Starlette(routes=[sync_endpoint(join, user_sessions=False)])
+    with TestClient(app) as tc:
+        with tc.websocket_connect("/ws?ws_sync=2") as ws:
+            send(ws, "_HELLO", {"protocol": 2, "versions": {}})
+            assert v2(ws)["type"] == "_HELLO"
+            assert v2(ws)["type"] == "_SET:LEDGER"
+            send(ws, "_ACTION:LEDGER", {"type": "ADD", "entry": "pay", "$id": "p-1"})
+            first = [v2(ws), v2(ws)]
+        with tc.websocket_connect("/ws?ws_sync=2") as ws:
+            send(ws, "_HELLO", {"protocol": 2, "versions": {}})
+            assert v2(ws)["type"] == "_HELLO"
+            assert v2(ws)["type"] == "_SET:LEDGER"
+            send(ws, "_ACTION:LEDGER", {"type": "ADD", "entry": "pay", "$id": "p-1"})
+            again = v2(ws)
+            send(ws, "_ACTION:LEDGER", {"type": "ADD", "entry": "rent", "$id": "p-2"})
+            assert [v2(ws)["type"], v2(ws)["data"]] == [
+                "_PATCH:LEDGER",
+                {"id": "p-2", "ok": True, "result": 2},
+            ]
+    assert ledger.runs == 2 and ledger.entries == ["pay", "rent"]
+    assert again == first[-1] == {
+        "type": "_ACTION_RESULT:LEDGER",
+        "data": {"id": "p-1", "ok": True, "result": 1},
+    }
 
 
 def test_protocol_1_ids_are_not_remembered() -> None:

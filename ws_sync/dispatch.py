@@ -23,6 +23,7 @@ from .errors import HIDDEN, Failure, failure
 from .invoke import invoke
 from .permissions import FORBIDDEN, allowed, named, read_refused
 from .protocol import INVALID, ProtocolError, error_frame, parse, peek
+from .recent import Recent
 from .remote import Kind, RemoteMethod, remote_table
 from .sync import Sync
 from .validation import ClientWriteError
@@ -46,6 +47,8 @@ class Dispatcher:
         """The envelope's ``$id`` of the frame being handled: a versioned write's."""
         self.base: tuple[str, int] | None = None
         """The (epoch, version) that write was made on."""
+        self.memories: tuple[Recent, ...] = ()
+        """Where the id of the call being handled is remembered (see `_seen`)."""
 
     def reply(self, frame: str) -> None:
         """To the connection the event came from (not a later one)."""
@@ -155,6 +158,7 @@ class Dispatcher:
             self.call = {}
             self.write_id = None
             self.base = None
+            self.memories = ()
 
     async def _route(self, event: str, data: Any) -> None:
         if event == wire.HELLO:
@@ -244,7 +248,7 @@ class Dispatcher:
             self._refuse(event, sync.key, "data must be an object with a string 'type'")
             return
         method = self._method(event, "action", sync, data)
-        if method is None or self._seen():
+        if method is None or self._seen(sync):
             return
         try:
             args, kwargs = method.params(sync.camel).bind(data, self.session.limits)
@@ -303,27 +307,34 @@ class Dispatcher:
             )
         )
 
-    def _seen(self) -> bool:
+    def _seen(self, sync: Sync) -> bool:
         """A protocol-2 call whose id was handled before (a retry after a lost
         connection): answered again, if it has its answer yet, never run
-        twice. Protocol-1 ids may repeat across page loads, so they are not
-        remembered."""
+        twice. The id is remembered by the session and by the object: a
+        session without user ids ends with its connection, while a shared
+        object outlives it. Protocol-1 ids may repeat across page loads, so
+        they are not remembered."""
         if not self.call or self.conn.protocol < wire.PROTOCOL:
             return False
-        answer = self.session.calls.get(self.call["id"])
-        if answer is None:
-            self.session.calls.put(self.call["id"])
-            return False
-        if answer:
-            self.reply(answer)
-        return True
+        call_id = self.call["id"]
+        self.memories = (self.session.calls, sync.calls)
+        for memory in self.memories:
+            answer = memory.get(call_id)
+            if answer is not None:
+                if answer:
+                    self.reply(answer)
+                return True
+        for memory in self.memories:
+            memory.put(call_id)
+        return False
 
     def _answer(self, frame: str) -> None:
         """The answer to the call being handled: kept for a retry, and sent
         where the call came from or, if that connection is gone meanwhile, to
         the session's current one."""
         if self.call and self.conn.protocol >= wire.PROTOCOL:
-            self.session.calls.put(self.call["id"], frame)
+            for memory in self.memories or (self.session.calls,):
+                memory.put(self.call["id"], frame)
         if self.conn.closing:
             self.session.send_frame(frame)
         else:
@@ -331,7 +342,7 @@ class Dispatcher:
 
     async def _task_start(self, event: str, sync: Sync, data: Any) -> None:
         method = self._method(event, "task", sync, data)
-        if method is None or self._seen():
+        if method is None or self._seen(sync):
             return
         try:
             args, kwargs = method.params(sync.camel).bind(data, self.session.limits)

@@ -101,6 +101,7 @@ class Sync:
         self.log = CommitLog(history_commits, history_chars)
         """Version, epoch and recent commits (`ws_sync.commit`)."""
         self._writes: Recent | None = None  # ids of committed client writes, made on first use
+        self._calls: Recent | None = None  # ids of actions and task starts, made on first use
         self._trailing: asyncio.TimerHandle | None = None
         self._write_policy = hasattr(type(obj), "can_write")
         self._read_policy = hasattr(type(obj), "can_read")
@@ -504,6 +505,14 @@ class Sync:
         back = [op for op in ops if not _is_echo(op, echo_free)]
         if back and sender is not None and sender.is_connected:
             sender.send_frame(wire.encode_with(self._patch_event, back, v=self.log.version))
+
+    @property
+    def calls(self) -> Recent:
+        """Ids of protocol-2 actions and task starts on this object, with their
+        answers (a session remembers its own too, see `Dispatcher._seen`)."""
+        if self._calls is None:
+            self._calls = Recent()
+        return self._calls
 
     def _answer_again(self, write_id: Any, sender: Any) -> bool:
         """A write resent after a lost connection, already committed: the
