@@ -320,3 +320,25 @@ def test_a_write_from_another_epoch_applies_by_position() -> None:
         versioned(a, "_PATCH:CARDS", edit, {"epoch": "other"}, 0, "e")
         assert v2(a)["data"] == edit
         assert cards.cards[0]["text"] == "X"
+
+
+def test_a_write_too_far_behind_to_transform_cheaply_is_refused_and_changes_nothing() -> None:
+    cards = Cards()
+    app = shared_board_app(cards)  # type: ignore[arg-type]
+    cards.cards.extend({"text": "x", "votes": 0} for _ in range(300))
+    cards.sync.flush()
+    with TestClient(app) as tc, tc.websocket_connect("/ws?ws_sync=2") as a:
+        base = opened(a)
+        for _ in range(200):  # 200 commits of 6 inserts each: 1,200 committed ops
+            for _ in range(6):
+                cards.cards.insert(0, {"text": "n", "votes": 0})
+            cards.sync.flush()
+            assert len(v2(a)["data"]) == 6
+        before = [dict(c) for c in cards.cards]
+        edit = [{"op": "replace", "path": "/cards/2/votes", "value": k} for k in range(90)]
+        versioned(a, "_PATCH:CARDS", edit, base, 0, "far")  # 90 x 1,200 op pairs
+        error = v2(a)
+        assert error["type"] == "_ERROR" and error["data"]["id"] == "far"
+        assert "too far behind" in error["data"]["message"]
+        assert v2(a)["type"] == "_SET:CARDS"
+        assert cards.cards == before

@@ -584,9 +584,11 @@ def only_options(attributes: dict[str, Any]) -> dict[str, Any]:
 Base = tuple[str, int]
 """(epoch, version) a client write was made on."""
 
-TRANSFORM_BUDGET = 1_000_000
+TRANSFORM_BUDGET = 100_000
 """Ops x committed ops one write may be transformed across; past it the write
-is refused (the client resyncs) rather than hold the loop."""
+is refused (the client resyncs) rather than hold the loop. A pair costs about
+2-5 us (`benchmarks/versioned.py`), so the worst write holds the loop for a
+few tenths of a second; 10 ops made 256 commits of 10 ops back are 25,600."""
 
 
 def _well_formed(ops: Any) -> bool:

@@ -26,6 +26,7 @@ committed ops x path length).
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 from . import pointer
@@ -35,6 +36,10 @@ Op = dict[str, Any]
 IsList = Callable[[tuple[str, ...]], bool]
 
 _INSERTS = ("add", "move", "copy")
+
+_split = lru_cache(maxsize=1 << 16)(pointer.split)
+"""`pointer.split`, memoized: a write's paths are split once per committed op
+they meet, not once per rule that reads them. Callers never mutate the lists."""
 
 
 def transform(ops: list[Op], committed: list[Op], is_list: IsList) -> tuple[list[Op], list[int]]:
@@ -93,18 +98,19 @@ def past(op: Op, first: Op, is_list: IsList, later: bool = True) -> Op | None:
     out = dict(op)
     for field in fields:
         own = field == "path" and op.get("op") in _INSERTS
-        tokens = pointer.split(op[field])
+        tokens = _split(op[field])
         if first["op"] == "move" and field == "path" and op.get("op") == "move":
-            shifted = _target_past_move(tokens, pointer.split(op["from"]), first, is_list, later)
+            shifted = _target_past_move(tokens, _split(op["from"]), first, is_list, later)
         elif first["op"] == "move":
             shifted = _past_move(tokens, own, first, is_list, later, op, field)
         elif field == "path" and op.get("op") == "move":
-            shifted = _target_past(tokens, pointer.split(op["from"]), first, is_list, later)
+            shifted = _target_past(tokens, _split(op["from"]), first, is_list, later)
         else:
             shifted = _shift(tokens, own, first, is_list, later)
         if shifted is None:
             return None
-        out[field] = pointer.compose(shifted)
+        if shifted is not tokens:
+            out[field] = pointer.compose(shifted)
     return out
 
 
@@ -114,7 +120,7 @@ def _target_past(
     """A move's target after `step`. In the move's own list the target index
     counts without the moved item, so `step` is seen that way too."""
     n = len(target)
-    s = pointer.split(step["path"])
+    s = _split(step["path"])
     same_list = (
         len(source) == n
         and source[:-1] == target[:-1]
@@ -139,7 +145,7 @@ def _target_past_move(
 ) -> list[str] | None:
     """A move's target after another move: its remove, then its add, each
     seen without the item this move takes (as `_target_past`)."""
-    if source == pointer.split(move["from"]):  # one item moved twice: its target stays
+    if source == _split(move["from"]):  # one item moved twice: its target stays
         return target
     removal = {"op": "remove", "path": move["from"]}
     after = _target_past(target, source, removal, is_list, later)
@@ -152,7 +158,7 @@ def _target_past_move(
 def _past_move(
     x: list[str], own: bool, move: Op, is_list: IsList, later: bool, op: Op, field: str
 ) -> list[str] | None:
-    source, target = pointer.split(move["from"]), pointer.split(move["path"])
+    source, target = _split(move["from"]), _split(move["path"])
     n = len(source)
     if not own and x[:n] == source:  # the moved value, or inside it: follow it
         if field == "from" and op.get("op") == "move" and x == source and not later:
@@ -167,7 +173,7 @@ def _past_move(
 def _shift(x: list[str], own: bool, step: Op, is_list: IsList, later: bool) -> list[str] | None:
     """The tokens `x` after `step` (add, remove or replace); None if `step`
     took its target. `own`: `x` is an insert position, not a value."""
-    t = pointer.split(step["path"])
+    t = _split(step["path"])
     kind = step["op"]
     n = len(t)
     if n == 0:  # the whole document replaced or removed
