@@ -102,10 +102,14 @@ def test_an_action_on_a_shared_object_retried_without_user_sessions_runs_once() 
                 {"id": "p-2", "ok": True, "result": 2},
             ]
     assert ledger.runs == 2 and ledger.entries == ["pay", "rent"]
-    assert again == first[-1] == {
-        "type": "_ACTION_RESULT:LEDGER",
-        "data": {"id": "p-1", "ok": True, "result": 1},
-    }
+    assert (
+        again
+        == first[-1]
+        == {
+            "type": "_ACTION_RESULT:LEDGER",
+            "data": {"id": "p-1", "ok": True, "result": 1},
+        }
+    )
 
 
 def test_protocol_1_ids_are_not_remembered() -> None:
