@@ -3,6 +3,7 @@ are applied once, a resumed client sees its running tasks, and `_PING`."""
 
 import asyncio
 import json
+import time
 from typing import Any
 
 from session_helpers import make_app, recv, send
@@ -143,6 +144,32 @@ def test_a_task_start_retried_does_not_start_it_twice_and_a_resume_shows_its_pro
             ledger = sessions.last().objects["LEDGER"]
             ledger.gate.set()
             assert v2(ws)["type"] == "_TASK_DONE:LEDGER"
+
+
+def test_a_task_that_ended_while_the_client_was_away_is_reported_done_on_resume() -> None:
+    app, sessions = make_app(Ledger, user_sessions=True)
+    with TestClient(app) as tc:
+        with tc.websocket_connect("/ws?ws_sync=2") as ws:
+            state = opened(ws)
+            send(ws, "_TASK_START:LEDGER", {"type": "JOB", "$id": "t-1"})
+            assert v2(ws)["data"] == {"type": "JOB", "value": "halfway"}
+        session = sessions.last()
+        assert tc.portal is not None
+        tc.portal.call(session.objects["LEDGER"].gate.set)
+        for _ in range(200):
+            if not session.session._runs:
+                break
+            time.sleep(0.01)
+        held = {"LEDGER": {"epoch": state["epoch"], "v": state["v"]}}
+        with tc.websocket_connect("/ws?ws_sync=2") as ws:
+            greet(ws, held)
+            done = v2(ws)
+            assert done["type"] == "_TASK_DONE:LEDGER"
+            assert done["data"] == {"type": "JOB", "status": "completed", "result": None}
+        with tc.websocket_connect("/ws?ws_sync=2") as ws:  # told once
+            greet(ws, held)
+            send(ws, "_PING", {"n": 2})
+            assert v2(ws) == {"type": "_PONG", "data": {"n": 2}}
 
 
 def test_a_write_resent_after_a_reconnect_is_applied_once() -> None:

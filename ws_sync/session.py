@@ -103,6 +103,7 @@ class Session:
         self._kept: list[Any] = []
         self._runs: set[tasks.TaskRun] = set()
         self._calls: Recent | None = None
+        self._ended: dict[tuple[str, str], str] | None = None  # see `task_ended`
         _live[self] = asyncio._get_running_loop()
         session_context.set(self)  # objects built next in this task belong to it
 
@@ -162,14 +163,30 @@ class Session:
         then the last progress of its running tasks (no "idle" flash)."""
         if conn.protocol < wire.PROTOCOL:
             frame = self.state_frame(sync)
-            return [] if frame is None else [frame]
+            return ([] if frame is None else [frame]) + self._missed(sync)
         try:
             frames = sync.resume_frames(conn.versions.get(sync.key))
         except NonJSONValue:
             self.logger.exception("%s: state not sent", sync.key)
             frames = []
-        progress = (run.progress_frame() for run in tasks.running(sync).values())
-        return frames + [frame for frame in progress if frame is not None]
+        progress = [run.progress_frame() for run in tasks.running(sync).values()]
+        return frames + [frame for frame in progress if frame is not None] + self._missed(sync)
+
+    def task_ended(self, key: str, task: str, frame: str) -> None:
+        """A task of object `key` ended while this session had no connection:
+        its `_TASK_DONE` frame waits for the next one (the last per task)."""
+        if self._ended is None:
+            self._ended = {}
+        self._ended[(key, task)] = frame
+
+    def _missed(self, sync: Sync) -> list[str]:
+        """The `_TASK_DONE` frames of `sync`'s tasks that ended while away, so a
+        client does not keep showing them as running."""
+        ended = self._ended
+        if not ended:
+            return []
+        mine = [k for k in ended if k[0] == sync.key]
+        return [ended.pop(k) for k in mine]
 
     @property
     def calls(self) -> Recent:

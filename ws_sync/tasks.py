@@ -101,12 +101,17 @@ class TaskRun:
             done["result"] = result
         elif error is not None:
             done.update(error)
+        event = wire.task_done_event(self.sync.key)
         try:
-            self.sync.broadcast(wire.task_done_event(self.sync.key), done)
+            frame = wire.encode(event, done)
         except wire.NonJSONValue as e:  # the result: the task failed after all
             f = failure(e, self.session.expose_errors, f"{self.sync.key}: task {self.key!r}")
             failed = {"type": self.key, "status": "failed", "error": f.message, **f.extra}
-            self.sync.broadcast(wire.task_done_event(self.sync.key), failed)
+            frame = wire.encode(event, failed)
+        self.sync.publish(frame)
+        for s in self.sync.sessions:
+            if not s.is_connected:
+                s.task_ended(self.sync.key, self.key, frame)
 
 
 _running: weakref.WeakKeyDictionary[Sync, dict[str, TaskRun]] = weakref.WeakKeyDictionary()
