@@ -8,7 +8,7 @@ from .limits import Limits
 from .registry import SessionRegistry, get_user_session
 from .remote import remote_action, remote_task, remote_task_cancel
 from .session import Session, SessionState
-from .sync import Sync, sync_key_scope
+from .sync import Sync, get_current_sync_key_prefix, sync_key_scope
 from .synced_model import Synced, SyncedAsCamelCase, SyncedObject
 from .validation import ClientWriteError
 
@@ -24,6 +24,7 @@ __all__ = [
     "SyncedObject",
     "client_route",
     "close_sessions",
+    "get_current_sync_key_prefix",
     "get_user_session",
     "lifespan",
     "remote_action",

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import AliasChoices, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic.fields import FieldInfo
 
 from .context import session_context
 from .limits import Limits
@@ -35,13 +36,20 @@ RESERVED = ("type", "$id", "$args")
 _DEFAULT_LIMITS = Limits()
 
 
-class ParamsError(Exception):
-    """The params do not fit the signature; `errors` says where."""
+class ParamsError(ValueError):
+    """The params do not fit the signature; `errors` says where, and
+    `validation_error` is pydantic's own error when validation failed."""
 
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        errors: list[dict[str, Any]] | None = None,
+        validation_error: ValidationError | None = None,
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.errors = capped(errors or [])
+        self.validation_error = validation_error
 
 
 @dataclass(frozen=True)
@@ -83,8 +91,7 @@ class Params:
             wire = to_camel(p.name) if camel else p.name
             spellings = list(dict.fromkeys([wire, p.name, to_camel(p.name)]))
             alias: str | AliasChoices = AliasChoices(*spellings) if len(spellings) > 1 else wire
-            default = ... if p.default is p.empty else p.default
-            fields[f"p{i}"] = (annotation, Field(default, validation_alias=alias))
+            fields[f"p{i}"] = (annotation, _field(p.default, alias))
             slot = _Slot(
                 p.name, wire, f"p{i}", p.kind is p.POSITIONAL_ONLY, p.kind is p.KEYWORD_ONLY
             )
@@ -115,7 +122,9 @@ class Params:
             )
             rest = self.var_args.validate_python(rest) if self.var_args else []
         except ValidationError as e:
-            raise ParamsError(f"invalid params for {self.qualname}", validation_errors(e)) from None
+            raise ParamsError(
+                f"invalid params for {self.qualname}", validation_errors(e), e
+            ) from None
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         for slot in self.slots:
@@ -163,6 +172,17 @@ class Params:
         if len(self.slots) != 1 or self.var_kwargs is not None or not values:
             return False
         return not any(k in values for k in self.slots[0].spellings)
+
+
+def _field(default: Any, alias: str | AliasChoices) -> FieldInfo:
+    """The model field of a param: ``param: T = Field(...)`` keeps its
+    constraints and default (a missing param then fails as a missing field)."""
+    own = Field(validation_alias=alias)
+    if isinstance(default, FieldInfo):
+        return FieldInfo.merge_field_infos(default, own)
+    return FieldInfo.merge_field_infos(
+        Field(... if default is inspect.Parameter.empty else default), own
+    )
 
 
 def _hints(func: Any) -> dict[str, Any]:

@@ -20,9 +20,22 @@ from typing import Any, TypedDict, TypeVar, Unpack, overload
 
 from pydantic import BaseModel
 
+from .remote import Kind, remote_action, remote_table, remote_task, remote_task_cancel
 from .sync import Include, Sync, only_options
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+__all__ = [
+    "find_remote_actions",
+    "find_remote_task_cancellers",
+    "find_remote_tasks",
+    "remote_action",
+    "remote_task",
+    "remote_task_cancel",
+    "sync",
+    "sync_all",
+    "sync_only",
+]
 
 
 class SyncOptions(TypedDict, total=False):
@@ -93,3 +106,22 @@ def sync_only(_key: str | None = None, **attributes: Any) -> Callable[[F], F]:
     """Sync only the named attributes; ``total_length="size"`` renames one.
     Options take a leading underscore (``_toCamelCase=True``)."""
     return sync(key=_key, **only_options(attributes))
+
+
+def _exposed(cls: type, kind: Kind) -> dict[str, Callable[..., Any]]:
+    return {key: m.raw for key, m in remote_table(cls).by_kind[kind].items()}
+
+
+def find_remote_actions(cls: type) -> dict[str, Callable[..., Any]]:
+    """Upstream's name: the actions of `cls`, key -> function."""
+    return _exposed(cls, "action")
+
+
+def find_remote_tasks(cls: type) -> dict[str, Callable[..., Any]]:
+    """Upstream's name: the tasks of `cls`, key -> function."""
+    return _exposed(cls, "task")
+
+
+def find_remote_task_cancellers(cls: type) -> dict[str, Callable[..., Any]]:
+    """Upstream's name: the task cancellers of `cls`, task key -> function."""
+    return _exposed(cls, "cancel")

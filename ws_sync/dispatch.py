@@ -24,7 +24,7 @@ from .invoke import invoke
 from .permissions import FORBIDDEN, allowed, named, read_refused
 from .protocol import INVALID, ProtocolError, error_frame, parse, peek
 from .recent import Recent
-from .remote import Kind, RemoteMethod, remote_table
+from .remote import Kind, RemoteMethod
 from .sync import Sync
 from .validation import ClientWriteError
 
@@ -236,7 +236,7 @@ class Dispatcher:
         if not isinstance(data, dict) or not isinstance(data.get("type"), str):
             self.error(event, "data must be an object with a string 'type'")
             return None
-        found = remote_table(type(sync.obj)).find(kind, data["type"])
+        found = sync.find(kind, data["type"])
         if found is None:
             noun = "action" if kind == "action" else "task"
             message = f"unknown {noun} {data['type']!r}"
@@ -363,7 +363,7 @@ class Dispatcher:
         method = self._method(event, "task", sync, data)
         if method is None:
             return
-        canceller = remote_table(type(sync.obj)).find("cancel", method.key)
+        canceller = sync.find("cancel", method.key)
         try:
             allow = method.allow  # asked only while the task runs: else nothing to cancel
             run = tasks.running(sync).get(method.key) if allow is not None else None

@@ -25,10 +25,21 @@ from .context import session_context
 from .naming import camel as to_camel
 from .pointer import is_index as _is_index
 from .recent import Recent
+from .remote import Kind, RemoteMethod, remote_table
+from .running import RunningTasks
 from .serialize import NOT_FINITE, attribute_json, dump
 from .threads import locked
 from .tracking import NODE, ObjNode, attach, detach, track_model
 from .transform import transform
+from .upstream import Handlers, UpstreamSync, extra_handlers
+from .wire import (  # noqa: F401  (upstream imports the event names from here)
+    action_event,
+    get_event,
+    patch_event,
+    set_event,
+    task_cancel_event,
+    task_start_event,
+)
 
 ToastType = Literal["default", "message", "info", "success", "warning", "error"]
 Include = dict[str, str | EllipsisType] | list[str] | tuple[str, ...] | None
@@ -39,8 +50,12 @@ _key_scope: ContextVar[str | None] = ContextVar("ws_sync_key_scope", default=Non
 
 
 @contextlib.contextmanager
-def sync_key_scope(scope: str) -> Iterator[None]:
-    """Objects created inside get keys prefixed with `scope/` (``user1/NOTES``)."""
+def sync_key_scope(scope: str | None) -> Iterator[None]:
+    """Objects created inside get keys prefixed with `scope/` (``user1/NOTES``).
+    Scopes nest (``user1/tab2/NOTES``); an empty or None scope adds nothing."""
+    if not scope:
+        yield
+        return
     outer = _key_scope.get()
     token = _key_scope.set(f"{outer}/{scope}" if outer else scope)
     try:
@@ -49,7 +64,12 @@ def sync_key_scope(scope: str) -> Iterator[None]:
         _key_scope.reset(token)
 
 
-class Sync:
+def get_current_sync_key_prefix() -> str | None:
+    """The prefix `sync_key_scope` gives keys here (``"user1/tab2"``), or None."""
+    return _key_scope.get()
+
+
+class Sync(UpstreamSync):
     """Registers an object's attributes for syncing with the frontend."""
 
     @classmethod
@@ -61,7 +81,8 @@ class Sync:
     def only(cls, _obj: Any, _key: str | None = None, **attributes: Any) -> Sync:
         """Sync exactly the named attributes; a string value renames it on the
         wire. Options take a leading underscore (`_toCamelCase`, `_camel`,
-        `_send_on_init`, `_expose_running_tasks`, `_read_only`, `_logger`)."""
+        `_send_on_init`, `_expose_running_tasks`, `_read_only`, `_logger`,
+        `_actions`, `_tasks`, `_task_cancels`)."""
         return cls(_obj, _key, **only_options(attributes))
 
     @locked
@@ -82,6 +103,9 @@ class Sync:
         session: Any = None,
         history_commits: int = HISTORY_COMMITS,
         history_chars: int = HISTORY_CHARS,
+        actions: Handlers | None = None,
+        tasks: Handlers | None = None,
+        task_cancels: Handlers | None = None,
     ) -> None:
         scope = _key_scope.get()
         base_key = key or type(obj).__name__
@@ -94,7 +118,8 @@ class Sync:
         self.logger = logger or _logger
         self._obj = weakref.ref(obj)
         self.sessions: list[Any] = []
-        self.running_tasks: list[str] = []
+        self.running_tasks = RunningTasks()
+        self._handlers = extra_handlers(actions, tasks, task_cancels)
         self.closed = False
         self._last_sync = 0.0
         self._stale = False  # a patch was consumed but could not be sent
@@ -113,8 +138,6 @@ class Sync:
         self.read_only: set[str] = set(read_only or ())
         self.expose_running_tasks = expose_running_tasks
         self.task_exposure = self._casing("running_tasks") if expose_running_tasks else None
-        if not self.attributes and not expose_running_tasks:
-            raise ValueError(f"{type(obj).__name__}: no attributes to sync")
 
         from .validation import prepare
 
@@ -288,6 +311,16 @@ class Sync:
                     {"op": "add", "path": "/" + _escape(self.task_exposure), "value": current}
                 )
         return ops
+
+    @locked
+    def get_patch(self) -> list[dict[str, Any]]:
+        """Take the pending changes as JSON Patch ops (JSON values) without
+        sending them. The subscribers then get the whole state (`_SET`) at
+        the next sync, so they miss nothing."""
+        ops = self._collect()
+        if ops:
+            self._stale = True
+        return [dump(op) for op in ops]
 
     @locked
     def flush(self, exclude: Any = None) -> list[dict[str, Any]]:
@@ -543,6 +576,15 @@ class Sync:
             )
         return transform(ops, committed, self.is_list)
 
+    def find(self, kind: Kind, key: str) -> RemoteMethod | None:
+        """The exposed method `key`: the object's own handlers (given as
+        ``actions=``, ``tasks=``, ``task_cancels=``) first, then its class's."""
+        if self._handlers is not None:
+            own = self._handlers[kind].get(key)
+            if own is not None:
+                return own
+        return remote_table(type(self.obj)).find(kind, key)
+
     def is_list(self, tokens: tuple[str, ...]) -> bool:
         """Whether the container at these wire tokens is a list now (list
         items stand for each other: an index past the end looks at the last)."""
@@ -571,6 +613,9 @@ _ONLY_OPTIONS = {
     "_expose_running_tasks": "expose_running_tasks",
     "_read_only": "read_only",
     "_logger": "logger",
+    "_actions": "actions",
+    "_tasks": "tasks",
+    "_task_cancels": "task_cancels",
 }
 
 

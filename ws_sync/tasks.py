@@ -153,6 +153,9 @@ def start(
         run.main(method.bind(obj), args, kwargs), name=f"ws_sync task {sync.key} {method.key}"
     )
     run.task.add_done_callback(run._never_ran)
+    handles = getattr(sync.running_tasks, "handles", None)
+    if handles is not None:
+        handles[method.key] = run.task
     return run
 
 
