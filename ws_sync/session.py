@@ -35,6 +35,7 @@ from .dispatch import Dispatcher
 from .invoke import invoke
 from .limits import Limits
 from .recent import Recent
+from .socket import as_starlette
 from .sync import Sync, ToastType
 from .wire import NonJSONValue
 
@@ -228,9 +229,28 @@ class Session:
         return list(self._conns)
 
     @property
-    def ws(self) -> WebSocket | None:
-        """The newest WebSocket, if connected."""
-        return self._conns[-1].ws if self._conns else None
+    def ws(self) -> Any:
+        """The newest WebSocket, if connected (as given: a `send_json`-shaped
+        socket stays itself)."""
+        if not self._conns:
+            return None
+        ws = self._conns[-1].ws
+        return getattr(ws, "inner", ws)
+
+    @ws.setter
+    def ws(self, ws: Any) -> None:
+        """Upstream's way to hand over an accepted socket: it replaces the
+        connections (closed without `_DISCONNECT`) and gets what is synced
+        from now on, without a `_SET`; None disconnects."""
+        old, self._conns = self._conns, []
+        for conn in old:
+            conn.close_soon()
+        if ws is None:
+            return
+        conn = Connection.of(as_starlette(ws, accepted=True), self.limits)
+        self._conns.append(conn)
+        if asyncio._get_running_loop() is not None:
+            conn.start()
 
     def send_frame(self, frame: str) -> None:
         """Queue one frame for every connection; dropped when not connected."""
@@ -290,6 +310,7 @@ class Session:
         protocol-2 connections and takes over otherwise."""
         if self.closed:
             raise RuntimeError("session is closed")
+        ws = ws if isinstance(ws, Connection) else as_starlette(ws)
         conn = ws if isinstance(ws, Connection) else Connection.of(ws, self.limits)
         await conn.accept()
         conn.start()
@@ -321,6 +342,7 @@ class Session:
         """Receive and handle events until the connection ends (the client
         leaves, it is taken over, or it is closed for being too slow)."""
         if ws is not None:
+            ws = ws if isinstance(ws, Connection) else as_starlette(ws)
             await self.new_connection(ws)
             conn = ws if isinstance(ws, Connection) else Connection.of(ws, self.limits)
         elif self._conns:

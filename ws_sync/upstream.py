@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 Handlers = Mapping[str, Callable[..., Any]]
 
 
-class Unknown:
+class Unknown(str):
     """Stands in `state_snapshot` for a value the pending changes overwrote:
     changes are tracked, not diffed, so the old value is not kept. Equal to
-    nothing, so a diff against it always replaces it."""
+    nothing, so a diff against it always replaces it; a string for JSON."""
 
     def __eq__(self, other: object) -> bool:
         return False
@@ -43,7 +43,7 @@ class Unknown:
         return "<unknown>"
 
 
-UNKNOWN = Unknown()
+UNKNOWN = Unknown("<unknown>")
 
 
 def extra_handlers(
