@@ -95,7 +95,6 @@ def test_set_coerces_and_goes_to_the_others() -> None:
         ({"title": "ok", "age": 0}, "greater than 0"),
         ({"title": "ok", "_hidden": 1}, "not a synced attribute"),
         ({"title": "ok", "locked": "x"}, "read-only"),
-        ({"title": "ok", "upper": "X"}, "computed"),
         ({"title": "ok", "nope": 1}, "not a synced attribute"),
     ],
 )
@@ -103,6 +102,29 @@ def test_set_all_or_nothing(data: dict[str, Any], message: str) -> None:
     p, _, _ = setup()
     error = rejected(p, data, "set")
     assert any(message in e["msg"] for e in error.errors)
+
+
+def test_full_state_set_skips_what_it_cannot_write() -> None:
+    """`sendState(getState())`: computed values, the running tasks and
+    unchanged read-only attributes come back with the state and are skipped."""
+    p, sender, _ = setup()
+    state = p.sync.state()
+    p.sync.handle_client_set({**state, "title": "new", "upper": "STALE"}, sender)
+    assert p.title == "new"
+    assert p.upper == "NEW"
+
+    @sync_all("TASKS", expose_running_tasks=True, read_only=["fixed"])
+    class Worker:
+        def __init__(self) -> None:
+            self.n = 1
+            self.fixed = "f"
+
+    w = Worker()
+    w.sync.handle_client_set({"n": 2, "running_tasks": ["X"], "fixed": "f"})
+    assert (w.n, w.sync.running_tasks) == (2, [])
+    with pytest.raises(ClientWriteError, match="1 error"):
+        w.sync.handle_client_set({"n": 3, "fixed": "changed"})
+    assert (w.n, w.fixed) == (2, "f")
 
 
 def test_set_requires_an_object() -> None:

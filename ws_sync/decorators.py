@@ -16,6 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TypedDict, TypeVar, Unpack, overload
 
 from pydantic import BaseModel
@@ -51,6 +52,16 @@ class SyncOptions(TypedDict, total=False):
     history_chars: int
 
 
+_building: ContextVar[Any] = ContextVar("ws_sync_building", default=None)
+"""The object whose outermost decorated initializer is running: decorated
+initializers further in (a decorated base class's) leave its Sync to that one."""
+
+
+def building(obj: Any) -> bool:
+    """Whether a decorated initializer further out will make the Sync of `obj`."""
+    return _building.get() is obj
+
+
 def _decorate(target: Any, options: dict[str, Any]) -> Any:
     if isinstance(target, type):
         cls = target
@@ -65,7 +76,14 @@ def _decorate(target: Any, options: dict[str, Any]) -> Any:
 
     @functools.wraps(func)
     def wrapper(self: Any, *args: Any, **kwargs: Any) -> None:
-        func(self, *args, **kwargs)
+        if building(self):  # a subclass's decorator makes the one Sync, with its options
+            func(self, *args, **kwargs)
+            return
+        token = _building.set(self)
+        try:
+            func(self, *args, **kwargs)
+        finally:
+            _building.reset(token)
         type(self).__ws_sync_options__ = options  # copies re-create their Sync from it
         Sync(self, **options)
 

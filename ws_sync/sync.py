@@ -173,6 +173,8 @@ class Sync(UpstreamSync):
             return rename
         if isinstance(obj, BaseModel):
             cls = type(obj)
+            if cls.model_config.get("serialize_by_alias") is False:
+                return self._casing(attr)  # the class says: field names, not aliases
             info = cls.model_fields.get(attr) or cls.model_computed_fields.get(attr)
             alias = getattr(info, "serialization_alias", None) or getattr(info, "alias", None)
             if alias:
@@ -695,10 +697,14 @@ def _plain(obj: Any) -> bool:
 
 
 def _camel_model(obj: Any) -> bool:
-    """A `SyncedAsCamelCase` model speaks camelCase everywhere (params too)."""
+    """A `SyncedAsCamelCase` model speaks camelCase everywhere (params too),
+    unless a subclass's config drops the alias generator."""
     from .synced_model import SyncedAsCamelCase
 
-    return isinstance(obj, SyncedAsCamelCase)
+    return (
+        isinstance(obj, SyncedAsCamelCase)
+        and type(obj).model_config.get("alias_generator") is not None  # type: ignore[attr-defined]
+    )
 
 
 def _apply_alias_generator(generator: Any, name: str) -> str | None:

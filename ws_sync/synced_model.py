@@ -16,6 +16,7 @@ from pydantic import AliasGenerator, BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
 
 from . import descriptors
+from .decorators import building
 from .sync import Sync
 from .tracking import hook_class
 
@@ -38,7 +39,7 @@ class Synced:
 
     def model_post_init(self, context: Any, /) -> None:
         options = type(self).__ws_sync_options__
-        if options is not None:
+        if options is not None and not building(self):
             Sync(self, **options)
 
 

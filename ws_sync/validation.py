@@ -329,7 +329,8 @@ def apply_set(sync: Sync, data: Any, limits: Limits | None = None) -> dict[str, 
         attr, reason = writable_attribute(sync, str(token))
         path = pointer.join("", token)
         if attr is None:
-            errors.append({"path": path, "msg": reason})
+            if not _derived(sync, str(token), value):
+                errors.append({"path": path, "msg": reason})
             continue
         try:
             check_numbers(value, limits, path)
@@ -349,6 +350,21 @@ def apply_set(sync: Sync, data: Any, limits: Limits | None = None) -> dict[str, 
         if dump(validated) == sent:
             echo_free[pointer.join("", wire_name)] = sent
     return echo_free
+
+
+def _derived(sync: Sync, token: str, value: Any) -> bool:
+    """A key of the whole state a client may send back but not write: a
+    computed value, the running tasks, or a read-only attribute left as it
+    is. A full-state `_SET` (``sendState(getState())``) skips them."""
+    if token == sync.task_exposure:
+        return True
+    attr = {w: a for a, w in sync.attributes.items()}.get(token, token)
+    if attr not in sync.attributes:
+        return False
+    if attr in sync.read_only:
+        current = sync._read(sync.obj, attr)
+        return current is not MISSING and json_equal(dump(current), value)
+    return _is_computed(type(sync.obj), attr)
 
 
 def _errors(e: ValidationError, path: str, index: int | None = None) -> list[dict[str, Any]]:
