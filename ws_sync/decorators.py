@@ -87,6 +87,7 @@ def _decorate(target: Any, options: dict[str, Any]) -> Any:
         type(self).__ws_sync_options__ = options  # copies re-create their Sync from it
         Sync(self, **options)
 
+    wrapper.__ws_sync_options__ = options  # type: ignore[attr-defined]  # read by `schema`
     return wrapper
 
 

@@ -112,7 +112,7 @@ class Sync(UpstreamSync):
         self.key: str = f"{scope}/{base_key}" if scope else base_key
         self._patch_event = wire.patch_event(self.key)
         if camel is None:
-            camel = toCamelCase if toCamelCase is not None else _camel_model(obj)
+            camel = toCamelCase if toCamelCase is not None else camel_class(type(obj))
         self.camel = bool(camel)
         self.send_on_init = send_on_init
         self.logger = logger or _logger
@@ -133,7 +133,8 @@ class Sync(UpstreamSync):
 
         selection = select_attributes(obj, sync_all, include, exclude)
         self.attributes: dict[str, str] = {
-            attr: self._wire_name(obj, attr, rename) for attr, rename in selection.items()
+            attr: wire_name(type(obj), attr, rename, self.camel)
+            for attr, rename in selection.items()
         }
         self.read_only: set[str] = set(read_only or ())
         self.expose_running_tasks = expose_running_tasks
@@ -167,24 +168,6 @@ class Sync(UpstreamSync):
 
     def _casing(self, name: str) -> str:
         return to_camel(name) if self.camel else name
-
-    def _wire_name(self, obj: Any, attr: str, rename: str | EllipsisType) -> str:
-        if isinstance(rename, str):
-            return rename
-        if isinstance(obj, BaseModel):
-            cls = type(obj)
-            if cls.model_config.get("serialize_by_alias") is False:
-                return self._casing(attr)  # the class says: field names, not aliases
-            info = cls.model_fields.get(attr) or cls.model_computed_fields.get(attr)
-            alias = getattr(info, "serialization_alias", None) or getattr(info, "alias", None)
-            if alias:
-                return alias
-            generator = cls.model_config.get("alias_generator")
-            if generator is not None and not self.camel:
-                made = _apply_alias_generator(generator, attr)
-                if made:
-                    return made
-        return self._casing(attr)
 
     def _track(self, obj: Any) -> ObjNode:
         old = obj.__dict__.get(NODE)
@@ -696,15 +679,36 @@ def _plain(obj: Any) -> bool:
     return not isinstance(obj, BaseModel) and not dataclasses.is_dataclass(obj)
 
 
-def _camel_model(obj: Any) -> bool:
+def camel_class(cls: type) -> bool:
     """A `SyncedAsCamelCase` model speaks camelCase everywhere (params too),
     unless a subclass's config drops the alias generator."""
     from .synced_model import SyncedAsCamelCase
 
     return (
-        isinstance(obj, SyncedAsCamelCase)
-        and type(obj).model_config.get("alias_generator") is not None  # type: ignore[attr-defined]
+        issubclass(cls, SyncedAsCamelCase)
+        and cls.model_config.get("alias_generator") is not None  # type: ignore[attr-defined]
     )
+
+
+def wire_name(cls: type, attr: str, rename: str | EllipsisType, camel: bool) -> str:
+    """The synced name of `attr`: a rename, else the model's alias, else the
+    attribute's name (camelCased with `camel`)."""
+    if isinstance(rename, str):
+        return rename
+    casing = to_camel if camel else str
+    if issubclass(cls, BaseModel):
+        if cls.model_config.get("serialize_by_alias") is False:
+            return casing(attr)  # the class says: field names, not aliases
+        info = cls.model_fields.get(attr) or cls.model_computed_fields.get(attr)
+        alias = getattr(info, "serialization_alias", None) or getattr(info, "alias", None)
+        if alias:
+            return alias
+        generator = cls.model_config.get("alias_generator")
+        if generator is not None and not camel:
+            made = _apply_alias_generator(generator, attr)
+            if made:
+                return made
+    return casing(attr)
 
 
 def _apply_alias_generator(generator: Any, name: str) -> str | None:
@@ -733,6 +737,18 @@ def select_attributes(
     obj: Any, sync_all: bool, include: Include, exclude: Any
 ) -> dict[str, str | EllipsisType]:
     """Attribute -> rename (or ...). Private names only when named explicitly."""
+    chosen = select_names(_candidates(obj) if sync_all else [], sync_all, include, exclude)
+    missing = [n for n in chosen if not _has(obj, n)]
+    if missing:
+        raise AttributeError(f"{type(obj).__name__} has no attribute(s) {missing} to sync")
+    return chosen
+
+
+def select_names(
+    candidates: list[str], sync_all: bool, include: Include, exclude: Any
+) -> dict[str, str | EllipsisType]:
+    """The chosen names among `candidates` (all public ones with `sync_all`)
+    plus `include`, less `exclude`."""
     exclude = set(exclude or ())
     if isinstance(include, list | tuple):
         include = dict.fromkeys(include, ...)
@@ -741,13 +757,10 @@ def select_attributes(
         raise ValueError(f"attributes both included and excluded: {include.keys() & exclude}")
     chosen: dict[str, str | EllipsisType] = {}
     if sync_all:
-        for name in _candidates(obj):
+        for name in candidates:
             if name not in exclude and not name.startswith("_"):
                 chosen[name] = ...
     chosen.update(include)
-    missing = [n for n in chosen if not _has(obj, n)]
-    if missing:
-        raise AttributeError(f"{type(obj).__name__} has no attribute(s) {missing} to sync")
     return chosen
 
 
@@ -773,10 +786,20 @@ def _candidates(obj: Any) -> list[str]:
         if klass in _SKIP_BASES or klass.__module__.startswith("pydantic"):
             continue
         for n, v in klass.__dict__.items():
-            if (
-                isinstance(v, property | functools.cached_property)
-                and not isinstance(v, descriptors.SyncAccessor)
-                and n not in names
-            ):
-                names.append(n)
+            if n in names:
+                continue
+            if isinstance(v, property | functools.cached_property):
+                if not isinstance(v, descriptors.SyncAccessor):
+                    names.append(n)
+            elif not isinstance(obj, BaseModel) and _class_default(n, v):
+                names.append(n)  # a class-level default the instance reads
     return names
+
+
+def _class_default(name: str, value: Any) -> bool:
+    return not (
+        name.startswith("_")
+        or callable(value)
+        or hasattr(value, "__get__")  # methods, descriptors (synced attributes too)
+        or isinstance(value, Sync)
+    )

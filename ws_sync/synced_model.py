@@ -21,16 +21,39 @@ from .sync import Sync
 from .tracking import hook_class
 
 
+registered_synced_models: dict[str, type[Synced]] = {}
+"""Class name -> class of every `Synced` model not declared ``is_abstract``
+(for schema and TypeScript generation)."""
+
+
 class Synced:
     """Mixin for pydantic models whose fields are synced."""
 
     __ws_sync_options__: ClassVar[dict[str, Any] | None] = None
 
-    def __init_subclass__(cls, *, sync_key: str | None = None, **kwargs: Any) -> None:
+    def __init_subclass__(
+        cls, *, sync_key: str | None = None, is_abstract: bool = False, **kwargs: Any
+    ) -> None:
         super().__init_subclass__(**kwargs)
         if sync_key is not None:
             cls.__ws_sync_options__ = {"key": sync_key, "sync_all": True}
         descriptors.install_accessor(cls)
+        if not is_abstract and issubclass(cls, BaseModel):
+            registered_synced_models[cls.__name__] = cls
+
+    @classmethod
+    def ws_sync_json_schema(cls, **options: Any) -> tuple[dict[Any, Any], dict[str, Any]]:
+        """See `ws_sync.schema.ws_sync_json_schema`."""
+        from .schema import ws_sync_json_schema
+
+        return ws_sync_json_schema(cls, **options)
+
+    @classmethod
+    def attach_to_openapi(cls, openapi: dict[str, Any], **options: Any) -> dict[str, Any]:
+        """See `ws_sync.schema.attach_to_openapi`."""
+        from .schema import attach_to_openapi
+
+        return attach_to_openapi(cls, openapi, **options)
 
     @classmethod
     def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
@@ -43,7 +66,7 @@ class Synced:
             Sync(self, **options)
 
 
-class SyncedAsCamelCase(Synced):
+class SyncedAsCamelCase(Synced, is_abstract=True):
     """`Synced`, with fields serialized (and accepted) in camelCase."""
 
     model_config = ConfigDict(
@@ -106,4 +129,11 @@ class SyncedObject(metaclass=SyncedMeta):
     """
 
 
-__all__ = ["BaseModel", "Synced", "SyncedAsCamelCase", "SyncedMeta", "SyncedObject"]
+__all__ = [
+    "BaseModel",
+    "Synced",
+    "SyncedAsCamelCase",
+    "SyncedMeta",
+    "SyncedObject",
+    "registered_synced_models",
+]
