@@ -141,6 +141,8 @@ def _attribute_types(cls: type) -> dict[str, Any]:
             if not name.startswith("_") and get_origin(tp) is not ClassVar and tp is not ClassVar:
                 types[name] = tp
     for klass in reversed(cls.__mro__):
+        if klass in (object, BaseModel) or klass.__module__.startswith("pydantic"):
+            continue
         for name, value in vars(klass).items():
             getter = value.fget if isinstance(value, property) else getattr(value, "func", None)
             if isinstance(value, property | functools.cached_property) and name not in types:

@@ -116,7 +116,8 @@ export function past(op: PatchOperation, first: PatchOperation, isList: IsList, 
 
 /** An action or task start the server refused (`ok: false` result, or an `_ERROR` with its id). */
 export class ActionError extends Error {
-  name: "ActionError";
+  /** "TimeoutError" for an ActionTimeoutError. */
+  name: "ActionError" | "TimeoutError";
   /** The `error` object of `_ACTION_RESULT`, or the whole `_ERROR` data (see ServerError; `ref` names a hidden internal error in the server log). */
   details: Record<string, unknown>;
 }
@@ -363,8 +364,17 @@ export class Session {
   /** Send `_BIN_META {type, metadata}` then `bytes` as one binary frame; false when not connected. */
   sendBinary(type: string, metadata: Record<string, unknown>, bytes: ArrayBufferLike | ArrayBufferView | Blob): boolean;
 
-  /** The store for `key`, created on first call; later calls return it and ignore the other arguments. */
-  store<S = any>(key: string, initialState?: S, options?: StoreOptions): SyncedStore<S>;
+  /**
+   * The store for `key`, created on first call; later calls return it and
+   * ignore the other arguments. With the types `ws-sync typescript` generates,
+   * `store<Notes, NotesActions, NotesTasks>(NotesKey)` checks action and task
+   * names, params and results.
+   */
+  store<S = any, A extends ActionSpecs = AnyActions, T extends ActionSpecs = AnyActions>(
+    key: string,
+    initialState?: S,
+    options?: StoreOptions,
+  ): SyncedStore<S, A, T>;
 
   /** The ids sent in `_USER_SESSION`. */
   userSession(): { user: string; session: string };
@@ -373,6 +383,20 @@ export class Session {
 // ---------------------------------------------------------------------------
 // SyncedStore
 // ---------------------------------------------------------------------------
+
+/** One action's or task's params and result (as `ws-sync typescript` generates them). */
+export interface ActionSpec {
+  params: object;
+  result: unknown;
+}
+/** Action (or task) key → its ActionSpec. */
+export type ActionSpecs = { [type: string]: ActionSpec };
+/** Any key, any params: the actions of an untyped store. */
+export type AnyActions = { [type: string]: { params: Record<string, unknown>; result: any } };
+/** The params argument: optional when the action needs none. */
+export type ParamsArg<P> = {} extends P ? [params?: P] : [params: P];
+/** `R` when given explicitly, else the result the spec declares. */
+export type ResultOf<R, Spec extends ActionSpec> = [R] extends [never] ? Spec["result"] : R;
 
 export interface TaskDone<R = unknown> {
   type: string;
@@ -416,7 +440,7 @@ export interface TaskHandle<R = unknown> {
  *
  * Keys named `__proto__`, `constructor` or `prototype` cannot be patched.
  */
-export class SyncedStore<S = any> {
+export class SyncedStore<S = any, A extends ActionSpecs = AnyActions, T extends ActionSpecs = AnyActions> {
   readonly session: Session;
   readonly key: string;
   /** The state came from the server on the current connection: a `_SET`, or (protocol 2) a resume from `version`. */
@@ -453,20 +477,26 @@ export class SyncedStore<S = any> {
    * (not connected, or the connection ended first). Beyond `maxInFlight`
    * unanswered actions the call waits its turn before it is sent.
    */
-  action<R = unknown>(type: string, params?: Record<string, unknown>): Promise<R>;
+  action<R = never, K extends keyof A & string = keyof A & string>(
+    type: K,
+    ...params: ParamsArg<A[K]["params"]>
+  ): Promise<ResultOf<NoInfer<R>, A[K]>>;
   /** `_ACTION` without `$id` (servers without the extension). False when not connected. */
-  sendAction(type: string, params?: Record<string, unknown>): boolean;
+  sendAction<K extends keyof A & string>(type: K, ...params: ParamsArg<A[K]["params"]>): boolean;
   /** `_BIN_META {type: "_ACTION:<key>", metadata: {type, ...params}}` + bytes. */
-  sendBinaryAction(type: string, params: Record<string, unknown>, bytes: ArrayBufferLike | ArrayBufferView | Blob): boolean;
+  sendBinaryAction(type: keyof A & string, params: Record<string, unknown>, bytes: ArrayBufferLike | ArrayBufferView | Blob): boolean;
 
   /**
    * `_TASK_START` with a `$id`; an `_ERROR` with that id rejects `done` (see
    * SessionOptions.onError for servers without ids). Queued while offline as
    * actions are; sent again with its id after a protocol-2 resume.
    */
-  startTask<R = unknown>(type: string, params?: Record<string, unknown>): TaskHandle<R>;
+  startTask<R = never, K extends keyof T & string = keyof T & string>(
+    type: K,
+    ...params: ParamsArg<T[K]["params"]>
+  ): TaskHandle<ResultOf<NoInfer<R>, T[K]>>;
   /** `_TASK_CANCEL`. False when not connected. */
-  cancelTask(type: string): boolean;
+  cancelTask(type: keyof T & string): boolean;
   onTaskProgress<V = unknown>(type: string, cb: (value: V, data: { type: string; value: V }) => void): () => void;
   onTaskDone<R = unknown>(type: string, cb: (data: TaskDone<R>) => void): () => void;
   /**
