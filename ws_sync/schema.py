@@ -71,11 +71,13 @@ class Described:
         computes or owns is read-only."""
         fields: dict[str, Any] = {}
         for i, (attr, wire) in enumerate(self.attributes.items()):
-            extra = {"readOnly": True} if attr in self.read_only else None
+            extra: dict[str, Any] | None = {"readOnly": True} if attr in self.read_only else None
             info = Field(serialization_alias=wire, json_schema_extra=extra)
             fields[f"f{i}"] = (self.types.get(attr, Any), info)
         if self.task_exposure:
-            info = Field(serialization_alias=self.task_exposure, json_schema_extra={"readOnly": True})
+            info = Field(
+                serialization_alias=self.task_exposure, json_schema_extra={"readOnly": True}
+            )
             fields["running_tasks"] = (list[str], info)
         config = ConfigDict(arbitrary_types_allowed=True, title=self.name)
         return create_model(self.name, __config__=config, **fields)
@@ -133,7 +135,11 @@ def _attribute_types(cls: type) -> dict[str, Any]:
     types: dict[str, Any] = {}
     if issubclass(cls, BaseModel):
         for name, info in cls.model_fields.items():
-            types[name] = typing.Annotated[info.annotation, *info.metadata] if info.metadata else info.annotation
+            types[name] = (
+                typing.Annotated[info.annotation, *info.metadata]
+                if info.metadata
+                else info.annotation
+            )
         for name, computed in cls.model_computed_fields.items():
             types[name] = computed.return_type
     else:
@@ -214,9 +220,10 @@ def ws_sync_json_schema(
     if always_include_validation_schema:
         inputs.append((CREATE, "validation", TypeAdapter(cls)))
     inputs.append((STATE, "serialization", TypeAdapter(d.state_model())))
-    schemas, definitions = TypeAdapter.json_schemas(
+    generated, definitions = TypeAdapter.json_schemas(
         inputs, schema_generator=schema_generator, ref_template=ref_template
     )
+    schemas: dict[SchemaKey, Any] = {(k[0], k[1]): v for k, v in generated.items()}
     for label, exposed in (("ACTIONS", d.actions), ("TASKS", d.tasks)):
         keys = [e.key for e in exposed]
         noun = "action" if label == "ACTIONS" else "task"
@@ -270,4 +277,3 @@ def attach_to_openapi(
             components[schema["title"]] = schema
     components.update(definitions.get("$defs", {}))
     return out
-

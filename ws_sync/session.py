@@ -53,6 +53,11 @@ _live: weakref.WeakKeyDictionary[Session, asyncio.AbstractEventLoop | None] = (
 """Sessions not yet closed, with the event loop each was made in: a server
 shutdown closes those of its loop (`ws_sync.lifespan`)."""
 
+LOGGER = logging.getLogger("ws_sync")
+
+_SILENT = logging.Logger("ws_sync.silent")  # not in the logger tree: affects nobody else
+_SILENT.disabled = True
+
 TAKEOVER_MESSAGE = (
     "Seems like you're logged in somewhere else. If this is a mistake, please refresh the page."
 )
@@ -77,7 +82,7 @@ class Session:
 
     def __init__(
         self,
-        logger: logging.Logger | None = None,
+        logger: logging.Logger | None = LOGGER,
         *,
         state: SessionState | None = None,
         limits: Limits | None = None,
@@ -85,7 +90,7 @@ class Session:
         tabs: Tabs = "auto",
         user: Any = None,
     ) -> None:
-        self.logger = logger or logging.getLogger("ws_sync")
+        self.logger = logger if logger is not None else _SILENT  # None: silent, as upstream
         self.user: Any = user
         """The principal the session belongs to (`ws_sync.auth`); None when unbound."""
         self.expose_errors = expose_errors

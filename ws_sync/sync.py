@@ -31,7 +31,7 @@ from .serialize import NOT_FINITE, attribute_json, dump
 from .threads import locked
 from .tracking import NODE, ObjNode, attach, detach, track_model
 from .transform import transform
-from .upstream import Handlers, UpstreamSync, extra_handlers
+from .upstream import Handlers, UpstreamSync, download_event, extra_handlers, toast_event  # noqa: F401
 from .wire import (  # noqa: F401  (upstream imports the event names from here)
     action_event,
     get_event,
@@ -685,8 +685,7 @@ def camel_class(cls: type) -> bool:
     from .synced_model import SyncedAsCamelCase
 
     return (
-        issubclass(cls, SyncedAsCamelCase)
-        and cls.model_config.get("alias_generator") is not None  # type: ignore[attr-defined]
+        issubclass(cls, SyncedAsCamelCase) and cls.model_config.get("alias_generator") is not None  # type: ignore[attr-defined]
     )
 
 

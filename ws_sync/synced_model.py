@@ -20,7 +20,6 @@ from .decorators import building
 from .sync import Sync
 from .tracking import hook_class
 
-
 registered_synced_models: dict[str, type[Synced]] = {}
 """Class name -> class of every `Synced` model not declared ``is_abstract``
 (for schema and TypeScript generation)."""

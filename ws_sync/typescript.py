@@ -39,9 +39,13 @@ def generate(classes: list[type]) -> str:
         for kind, exposed in (("action", d.actions), ("task", d.tasks)):
             for e in exposed:
                 inputs.append(((d.name, kind, e.key), "validation", TypeAdapter(e.params)))
-                inputs.append(((d.name, f"{kind}-result", e.key), "serialization", _adapter(e.result)))
+                inputs.append(
+                    ((d.name, f"{kind}-result", e.key), "serialization", _adapter(e.result))
+                )
                 if kind == "task":
-                    inputs.append(((d.name, "progress", e.key), "serialization", _adapter(e.progress)))
+                    inputs.append(
+                        ((d.name, "progress", e.key), "serialization", _adapter(e.progress))
+                    )
     schemas, definitions = TypeAdapter.json_schemas(
         inputs, schema_generator=SentSchema, ref_template="#/$defs/{model}"
     )
@@ -147,7 +151,9 @@ def _object(schema: dict[str, Any], indent: str) -> str:
     for key, sub in props.items():
         ro = "readonly " if sub.get("readOnly") else ""
         opt = "" if key in required else "?"
-        lines.append(f"{_doc(sub.get('description'), inner)}{inner}{ro}{_key(key)}{opt}: {_ts(sub, inner)};")
+        lines.append(
+            f"{_doc(sub.get('description'), inner)}{inner}{ro}{_key(key)}{opt}: {_ts(sub, inner)};"
+        )
     lines.append(f"{indent}}}")
     return "\n".join(lines)
 

@@ -14,7 +14,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from . import pointer
+from . import pointer, wire
 from .actions import ParamsError
 from .changelog import MISSING
 from .invoke import invoke
@@ -22,10 +22,17 @@ from .naming import camel as to_camel
 from .remote import Kind, RemoteMethod
 from .serialize import attribute_json
 
-if TYPE_CHECKING:
-    from .sync import Sync
-
 Handlers = Mapping[str, Callable[..., Any]]
+
+
+def toast_event() -> str:
+    """Upstream's name of the `_TOAST` event."""
+    return wire.TOAST
+
+
+def download_event() -> str:
+    """Upstream's name of the `_DOWNLOAD` event."""
+    return wire.DOWNLOAD
 
 
 class Unknown(str):
@@ -54,13 +61,18 @@ def extra_handlers(
     function gets the object first, as upstream did."""
     if not (actions or tasks or task_cancels):
         return None
-    table: dict[Kind, dict[str, RemoteMethod]] = {}
-    for kind, handlers in (("action", actions), ("task", tasks), ("cancel", task_cancels)):
-        table[kind] = {
-            key: RemoteMethod(kind, key, getattr(func, "__name__", key), _raw(func))  # type: ignore[arg-type]
+    given: tuple[tuple[Kind, Handlers | None], ...] = (
+        ("action", actions),
+        ("task", tasks),
+        ("cancel", task_cancels),
+    )
+    return {
+        kind: {
+            key: RemoteMethod(kind, key, getattr(func, "__name__", key), _raw(func))
             for key, func in (handlers or {}).items()
         }
-    return table
+        for kind, handlers in given
+    }
 
 
 def _raw(func: Callable[..., Any]) -> Any:

@@ -34,9 +34,10 @@ class CustomGenerateJsonSchema(GenerateJsonSchema):
             self.ref_template.format(model=old): self.ref_template.format(model=new)
             for old, new in renames.items()
         }
-        definitions = {renames.get(k, k): _rewrite(v, refs) for k, v in definitions.items()}
-        schemas = {k: _rewrite(v, refs) for k, v in schemas.items()}
-        return schemas, definitions
+        renamed: dict[Any, Any] = {
+            renames.get(k, k): _rewrite(v, refs) for k, v in definitions.items()
+        }
+        return {k: _rewrite(v, refs) for k, v in schemas.items()}, renamed
 
 
 def _renames(definitions: dict[Any, Any]) -> dict[str, str]:
