@@ -2,7 +2,8 @@
 
     python -m ws_sync typescript examples.typed.app:Todos -o examples/typed/synced.ts
 
-`main.ts` uses them; CI type-checks it with ``tsc --noEmit`` (see README.md).
+`main.ts` uses them; the tests type-check it with ``tsc --noEmit`` (see
+docs/typed-frontend.md).
 """
 
 from __future__ import annotations
