@@ -528,6 +528,8 @@ def set_result(state: dict[str, Any], data: Any) -> dict[str, Any]:
     new = dict(state)
     unsure = None
     for name, value in data.items():
+        if name == "size" or (name in READ_ONLY and _unchanged(state, name, value)):
+            continue  # sent back with the whole state: skipped, not refused
         try:
             check_attr(name, value)
         except Unsure as e:
@@ -536,6 +538,13 @@ def set_result(state: dict[str, Any], data: Any) -> dict[str, Any]:
     if unsure is not None:
         raise unsure
     return new
+
+
+def _unchanged(state: dict[str, Any], name: str, value: Any) -> bool:
+    try:
+        return name in state and json_equal(parsed(value), state[name])
+    except Exception:
+        return False
 
 
 def small(state: dict[str, Any]) -> bool:
