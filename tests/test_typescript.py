@@ -63,6 +63,13 @@ def test_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
         main(["typescript", "examples.typed.app:Nope"])
 
 
+def test_console_script_is_declared() -> None:
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["scripts"]["ws-sync"] == "ws_sync.cli:main"
+
+
 def test_python_dash_m(tmp_path: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "ws_sync", "typescript", "examples.typed.app:Todos"],
