@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import functools
 import logging
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import pytest
@@ -493,24 +496,33 @@ def test_empty_and_none_scopes_add_nothing() -> None:
 # 7. semantics
 
 
+def in_own_context(test: Callable[..., None]) -> Callable[..., None]:
+    """A test that makes sessions outside a task: the current session it
+    leaves behind must not reach the tests after it."""
+
+    @functools.wraps(test)
+    def run(*args: Any, **kwargs: Any) -> None:
+        contextvars.copy_context().run(test, *args, **kwargs)
+
+    return run
+
+
+@in_own_context
 def test_session_becomes_current_when_made() -> None:
     """Deliberate: `Session()` is the current session of its task at once
     (objects built next belong to it); `with session:` nests as upstream's."""
-    outer = session_context.get(None)
-    try:
-        a = Session()
+    a = Session()
+    assert session_context.get() is a
+    b = Session()
+    with a:
         assert session_context.get() is a
-        b = Session()
-        with a:
+        with b, a:
             assert session_context.get() is a
-            with b, a:
-                assert session_context.get() is a
-            assert session_context.get() is a
-        assert session_context.get() is b
-    finally:
-        session_context.set(outer)
+        assert session_context.get() is a
+    assert session_context.get() is b
 
 
+@in_own_context
 def test_session_logger_none_is_silent(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG):
         quiet = Session(logger=None)
