@@ -45,6 +45,7 @@ class Exposed:
     params: type[BaseModel]
     result: Any
     progress: Any = None  # what a task's async generator yields
+    doc: str | None = None
 
 
 @dataclasses.dataclass
@@ -61,6 +62,8 @@ class Described:
     task_exposure: str | None
     actions: list[Exposed]
     tasks: list[Exposed]
+    docs: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Attribute -> its description (a pydantic field's)."""
 
     @property
     def name(self) -> str:
@@ -72,7 +75,9 @@ class Described:
         fields: dict[str, Any] = {}
         for i, (attr, wire) in enumerate(self.attributes.items()):
             extra: dict[str, Any] | None = {"readOnly": True} if attr in self.read_only else None
-            info = Field(serialization_alias=wire, json_schema_extra=extra)
+            info = Field(
+                serialization_alias=wire, json_schema_extra=extra, description=self.docs.get(attr)
+            )
             fields[f"f{i}"] = (self.types.get(attr, Any), info)
         if self.task_exposure:
             info = Field(
@@ -128,7 +133,16 @@ def describe(cls: type, key: str | None = None) -> Described:
         task_exposure=exposure,
         actions=[_exposed(cls, m, bool(camel)) for m in table.by_kind["action"].values()],
         tasks=[_exposed(cls, m, bool(camel)) for m in table.by_kind["task"].values()],
+        docs=_docs(cls),
     )
+
+
+def _docs(cls: type) -> dict[str, str]:
+    if not issubclass(cls, BaseModel):
+        return {}
+    docs = {n: f.description for n, f in cls.model_fields.items() if f.description}
+    docs.update({n: c.description for n, c in cls.model_computed_fields.items() if c.description})
+    return docs
 
 
 def _attribute_types(cls: type) -> dict[str, Any]:
@@ -194,7 +208,7 @@ def _exposed(cls: type, method: RemoteMethod, camel: bool) -> Exposed:
     if inspect.isasyncgenfunction(func) or inspect.isgeneratorfunction(func):
         args = typing.get_args(returned)
         result, progress = None, (args[0] if args else Any)
-    return Exposed(method.key, model, result, progress)
+    return Exposed(method.key, model, result, progress, inspect.getdoc(func))
 
 
 # --------------------------------------------------------------------------- #

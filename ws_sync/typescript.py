@@ -104,7 +104,9 @@ def _class(d: Described, schemas: dict[Any, Any], defs: dict[str, Any]) -> str:
             args = f"params: {params}"
         else:
             args = f"params?: {params}"
-        lines.append(f"  {_key(screaming_snake_to_camel(e.key))}({args}): {result};")
+        lines.append(
+            f"{_doc(e.doc, '  ')}  {_key(screaming_snake_to_camel(e.key))}({args}): {result};"
+        )
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -127,8 +129,11 @@ def _named(name: str, schema: dict[str, Any]) -> str:
 def _doc(text: Any, indent: str) -> str:
     if not isinstance(text, str) or not text.strip():
         return ""
-    body = text.strip().replace("*/", "*\\/")
-    return f"{indent}/** {body} */\n"
+    lines = text.strip().replace("*/", "*\\/").splitlines()
+    if len(lines) == 1:
+        return f"{indent}/** {lines[0]} */\n"
+    body = "".join(f"{indent} * {line}".rstrip() + "\n" for line in lines)
+    return f"{indent}/**\n{body}{indent} */\n"
 
 
 def _extra(schema: dict[str, Any]) -> bool:

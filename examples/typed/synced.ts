@@ -36,6 +36,7 @@ export type TodosTasks = {
 };
 /** The action callers of `useSynced<Todos, TodosCallers>`. */
 export interface TodosCallers {
+  /** Appends a todo; returns its index. */
   addTodo(params: TodosActionAddTodo): number;
   toggle(params: TodosActionToggle): null;
 }
