@@ -11,9 +11,17 @@ class RunningTasks(list[str]):
     Indexed by a key it gives that task's `asyncio.Task`, as upstream's dict
     did (``await sync.running_tasks["GROW"]``)."""
 
+    __slots__ = ("_handles",)
+
     def __init__(self) -> None:
         super().__init__()
-        self.handles: dict[str, asyncio.Task[Any]] = {}
+        self._handles: dict[str, asyncio.Task[Any]] | None = None  # made by the first task
+
+    @property
+    def handles(self) -> dict[str, asyncio.Task[Any]]:
+        if self._handles is None:
+            self._handles = {}
+        return self._handles
 
     @overload
     def __getitem__(self, i: SupportsIndex) -> str: ...
@@ -40,4 +48,5 @@ class RunningTasks(list[str]):
 
     def remove(self, key: str) -> None:
         super().remove(key)
-        self.handles.pop(key, None)
+        if self._handles is not None:
+            self._handles.pop(key, None)
