@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh machine: installs what it needs first
 # (a project-local .venv with the Python packages, gcc and the Python headers,
-# Debian's chromium for the browser tests, the JS test dependencies), then lint, then pytest (which also runs the Node tests).
+# Debian's chromium for the browser tests, the JS test dependencies), then lint,
+# the docs site (mkdocs build --strict), the package (sdist and wheel, the
+# wheel installed in a fresh venv), then pytest (which also runs the Node tests).
 # The core tests then run a second time on the pure-Python tracking paths
 # (WS_SYNC_PURE=1), the reference for the C ones; arguments skip that pass.
 set -euo pipefail
@@ -9,7 +11,7 @@ cd "$(dirname "$0")/.."
 
 . scripts/env.sh
 ensure_build_deps
-python -m pip install -q -e ".[test,bench]"
+python -m pip install -q -e ".[test,bench,docs,package]"
 
 if ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium
@@ -22,6 +24,14 @@ fi
 python -m ruff check .
 python -m ruff format --check .
 python -m mypy
+
+echo "docs: mkdocs build --strict"
+site=$(mktemp -d)
+NO_MKDOCS_2_WARNING=1 python -m mkdocs build --strict --quiet --site-dir "$site"
+rm -rf "$site"
+
+echo "package: python -m build, the wheel in a fresh venv"
+./scripts/check-package.sh
 
 export WS_SYNC_PROPERTY_EXAMPLES="${WS_SYNC_PROPERTY_EXAMPLES:-2000}"
 export WS_SYNC_REQUIRE_NATIVE=1  # the C module must have been built here
