@@ -1,4 +1,9 @@
-"""`python -m benchmarks [--quick] [--only SECTION] [--out DIR]`"""
+"""`python -m benchmarks [--quick] [--only SECTION] [--out DIR | --save]`
+
+Results go to an untracked folder, ``test-artifacts/benchmarks/`` (git-ignored),
+unless ``--save`` asks for the tracked ``benchmarks/results/`` (which also
+refreshes the summary in ``benchmarks/README.md``) or ``--out`` names one.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,9 @@ from pathlib import Path
 
 from .common import BENCH_DIR, Config, Progress, SectionResult
 from .report import print_summary, update_readme, write_section, write_summary
+
+TRACKED = BENCH_DIR / "results"
+UNTRACKED = BENCH_DIR.parent / "test-artifacts" / "benchmarks"
 
 SECTIONS = ["sync_cost", "mutation_mix", "tracking_tax", "e2e", "fanout", "memory", "inbound"]
 ALIASES = {str(i + 1): name for i, name in enumerate(SECTIONS)}
@@ -30,7 +38,15 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="SECTION",
         help=f"run only this section (repeatable): {', '.join(SECTIONS)} or 1-{len(SECTIONS)}",
     )
-    p.add_argument("--out", type=Path, help="results directory (default benchmarks/results)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument(
+        "--out", type=Path, help="results directory (default test-artifacts/benchmarks, untracked)"
+    )
+    where.add_argument(
+        "--save",
+        action="store_true",
+        help="write the tracked benchmarks/results and update benchmarks/README.md",
+    )
     p.add_argument(
         "--no-upstream", action="store_true", help="leave upstream 0.6.9 out of the comparisons"
     )
@@ -48,13 +64,17 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"unknown section {name!r}; choose from {SECTIONS}", file=sys.stderr)
                 return 2
             chosen.append(name)
+    if args.save and args.quick:
+        print("--save keeps full runs only; --quick results are not tracked", file=sys.stderr)
+        return 2
     out = args.out
     if out is None:
-        out = (
-            Path(tempfile.mkdtemp(prefix="ws-sync-bench-"))
-            if args.quick
-            else (BENCH_DIR / "results")
-        )
+        if args.save:
+            out = TRACKED
+        elif args.quick:
+            out = Path(tempfile.mkdtemp(prefix="ws-sync-bench-"))
+        else:
+            out = UNTRACKED
     out.mkdir(parents=True, exist_ok=True)
     cfg = Config(quick=args.quick, out_dir=out, upstream=not (args.quick or args.no_upstream))
     progress = Progress(cfg)
@@ -73,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
         sub(f"done in {result.seconds:.0f} s")
         summary = write_summary(cfg, results, SECTIONS)
-        if out.resolve() == (BENCH_DIR / "results").resolve() and not cfg.quick:
+        if args.save:
             update_readme(BENCH_DIR / "README.md", summary)
     print_summary(results)
     total = time.monotonic() - cfg.started
