@@ -119,7 +119,11 @@ class Board(BaseModel):
 
     @remote_action("DELETE_CARD", allow=editor)
     async def delete_card(self, card_id: str):
-        self.cards = [card for card in self.cards if card.id != card_id]
+        # In place, so the patch is one `remove` of /cards/<i>, not the whole list.
+        for i, card in enumerate(self.cards):
+            if card.id == card_id:
+                del self.cards[i]
+                break
         await self.sync()
 
 
