@@ -284,9 +284,8 @@ def test_board_keeps_focus_on_keyboard_move_and_delete(
     expect(page.locator('.column[data-column="done"] .card[data-id="edit"]')).to_be_visible()
     assert active(page)["card"] == "edit"
     assert active(page)["label"] == "Move left"
-    assert board_server.call(lambda: next(c.column for c in board.cards if c.id == "edit")) == (
-        "done"
-    )
+    column = lambda: next(c.column for c in board.cards if c.id == "edit")  # noqa: E731
+    wait_until(lambda: board_server.call(column) == "done", what="the move on the server")
 
     # Delete "edit" by keyboard: focus goes to the delete button of its neighbour.
     card(page, "edit").locator(".delete").focus()
@@ -296,7 +295,7 @@ def test_board_keeps_focus_on_keyboard_move_and_delete(
     page.keyboard.press("Enter")  # and again: the column is empty, focus goes to its input
     expect(card(page, "long")).to_have_count(0)
     assert active(page) == {**active(page), "tag": "INPUT", "column": "done", "card": None}
-    assert [c.id for c in board.cards] == ["welcome"]
+    wait_until(lambda: [c.id for c in board.cards] == ["welcome"], what="the deletes on the server")
 
 
 def test_notes_keeps_focus_on_keyboard_delete(pages: Pages, notes_server: LiveServer) -> None:
@@ -313,7 +312,8 @@ def test_notes_keeps_focus_on_keyboard_delete(pages: Pages, notes_server: LiveSe
     page.keyboard.press("Enter")
     expect(page.locator("#notes li")).to_have_count(0)
     assert active(page)["label"] == "New note"
-    assert notes_of(notes_server, page).notes == []
+    notes = notes_of(notes_server, page)
+    wait_until(lambda: notes.notes == [], what="the deletes on the server")
 
 
 # --------------------------------------------------------------------------- #

@@ -20,13 +20,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import ROOT, free_port, port_open, wait_until
+from e2e_helpers import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    ROOT,
+    LiveServer,
+    free_port,
+    port_open,
+    wait_until,
+)
+from playwright.sync_api import sync_playwright
 from session_helpers import recv, send
 from starlette.applications import Starlette
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 from starlette.testclient import TestClient
 from websockets.sync.client import ClientConnection, connect
 
-from ws_sync import sync_endpoint
+from ws_sync import client_route, sync_endpoint
 
 README = ROOT / "README.md"
 SERVER_MARK = "<!-- readme-test: server -->"
@@ -328,3 +339,44 @@ def test_installs_from_source_not_from_the_index() -> None:
     text = README.read_text()
     assert "pip install ws-sync\n" not in text
     assert ".venv/bin/pip install ." in text
+
+
+@pytest.mark.e2e
+def test_html_snippet_runs_in_chromium_against_the_readme_models() -> None:
+    """The frontend snippet, as a page, against the README's `Notes` and `TaskManager`."""
+    (html,) = snippets("html")
+    (typed,) = [m for m in defining("Notes") if hasattr(m, "BaseModel")]
+    (tasks,) = defining("TaskManager")
+    made: list[Any] = []
+
+    def factory() -> list[Any]:
+        made.extend([typed.Notes(), tasks.TaskManager()])
+        return made[-2:]
+
+    async def page(_: Any) -> HTMLResponse:
+        return HTMLResponse(f"<!doctype html><html><body>{html.code}</body></html>")
+
+    app = Starlette(
+        routes=[sync_endpoint(factory, user_sessions=False), client_route(), Route("/", page)]
+    )
+    server = LiveServer(app)
+    server.start()
+    logs: list[str] = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            try:
+                tab = browser.new_page()
+                tab.on("console", lambda m: logs.append(m.text))
+                tab.on("pageerror", lambda e: logs.append(f"pageerror {e}"))
+                tab.goto(server.url)
+                wait_until(lambda: any(s.startswith("completed") for s in logs), 20, "the task")
+            finally:
+                browser.close()
+    finally:
+        server.close()
+    notes, manager = made
+    assert notes.notes == ["hi"] and notes.title == "New title"
+    assert "progress Processed a" in logs and "progress Processed b" in logs
+    assert not [s for s in logs if s.startswith("pageerror")]
+    assert manager.tasks == []
