@@ -369,8 +369,9 @@ def test_html_snippet_runs_in_chromium_against_the_readme_models() -> None:
                 tab = browser.new_page()
                 tab.on("console", lambda m: logs.append(m.text))
                 tab.on("pageerror", lambda e: logs.append(f"pageerror {e}"))
-                tab.goto(server.url)
-                wait_until(lambda: any(s.startswith("completed") for s in logs), 20, "the task")
+                done = lambda m: m.text.startswith("completed")  # noqa: E731
+                with tab.expect_console_message(done, timeout=20_000):
+                    tab.goto(server.url)
             finally:
                 browser.close()
     finally:
