@@ -14,6 +14,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import types
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,6 +36,7 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
+from starlette.websockets import WebSocketDisconnect
 from websockets.sync.client import ClientConnection, connect
 
 from ws_sync import client_route, sync_endpoint
@@ -42,7 +44,9 @@ from ws_sync import client_route, sync_endpoint
 README = ROOT / "README.md"
 SERVER_MARK = "<!-- readme-test: server -->"
 BLOCK = re.compile(
-    r"^(?P<mark><!-- readme-test: \w+ -->\n)?```(?P<lang>\w*)\n(?P<code>.*?)^```$", re.M | re.S
+    r"^(?P<mark><!-- readme-test: \w+ -->\n)?(?P<indent> *)```(?P<lang>\w*)\n"
+    r"(?P<code>.*?)^(?P=indent)```$",
+    re.M | re.S,
 )
 SERVER_TIMEOUT = 20.0
 
@@ -60,7 +64,8 @@ def snippets(lang: str | None = None) -> list[Snippet]:
     found = []
     for m in BLOCK.finditer(text):
         line = text.count("\n", 0, m.start("code"))
-        found.append(Snippet(m["lang"], m["code"], line, m["mark"] == SERVER_MARK + "\n"))
+        code = textwrap.dedent(m["code"])  # a block inside a list item is indented
+        found.append(Snippet(m["lang"], code, line, m["mark"] == SERVER_MARK + "\n"))
     return [s for s in found if lang is None or s.lang == lang]
 
 
@@ -82,9 +87,25 @@ def run(snippet: Snippet) -> types.ModuleType:
     return module
 
 
-def defining(name: str) -> list[types.ModuleType]:
-    """The modules of the plain snippets that define `name`."""
-    return [run(s) for s in PLAIN if re.search(rf"^class {name}\b", s.code, re.M)]
+def defining(name: str, containing: str = "") -> list[types.ModuleType]:
+    """The modules of the plain snippets that define `name` (and contain `containing`)."""
+    return [
+        run(s)
+        for s in PLAIN
+        if re.search(rf"^class {name}\b", s.code, re.M) and containing in s.code
+    ]
+
+
+def test_auth_snippet_refuses_the_signed_out_and_binds_the_signed_in() -> None:
+    (module,) = defining("MyCookieBackend")
+    with TestClient(module.app) as tc:
+        with pytest.raises(WebSocketDisconnect), tc.websocket_connect("/ws"):
+            pass  # no cookie: refused before the handshake is accepted
+        tc.cookies.set("user", "ada")
+        with tc.websocket_connect("/ws") as ws:
+            assert recv(ws)["type"] == "_REQUEST_USER_SESSION"
+            send(ws, "_USER_SESSION", {"user": "u", "session": "s"})
+            assert recv(ws) == {"type": "_SET:NOTES", "data": {"notes": []}}
 
 
 def test_the_readme_has_python_snippets_and_server_snippets() -> None:
@@ -156,7 +177,7 @@ def test_typed_quickstart_sends_what_the_readme_says() -> None:
 
 
 def test_plain_class_rename_is_a_remote_action() -> None:
-    (module,) = [m for m in defining("Notes") if not hasattr(m, "BaseModel")]
+    (module,) = [m for m in defining("Notes", "RENAME") if not hasattr(m, "BaseModel")]
     with connected(module.Notes) as (client, first):
         assert first["data"] == {"title": "My Notes", "notes": []}
         frames = client.call("NOTES", "RENAME", new_title="Groceries")
