@@ -446,3 +446,15 @@ def test_notes_patches_one_item_not_the_list(pages: Pages, notes_server: LiveSer
         "added": [],
         "removed": ["note 1000"],
     }
+
+
+def test_board_tells_a_viewer_that_the_server_refused(
+    pages: Pages, board_server: LiveServer, board: Board
+) -> None:
+    page = pages.open(board_server.url + "join?role=viewer")
+    card(page, "edit").locator(".votes").click()
+    expect(page.locator(".toast", has_text="Vote failed: forbidden")).to_have_count(1)
+    card(page, "edit").locator(".delete").click()
+    expect(page.locator(".toast", has_text="Delete failed: forbidden")).to_have_count(1)
+    expect(card(page, "edit")).to_have_count(1)
+    assert board_server.call(lambda: [(c.id, c.votes) for c in board.cards][1]) == ("edit", 2)
