@@ -9,7 +9,7 @@ import json
 import secrets
 from typing import Any
 
-import httpx
+import httpx2
 from pydantic import BaseModel
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials, AuthenticationBackend, SimpleUser
@@ -164,7 +164,7 @@ class AuthApp:
 async def sign_in(url: str, name: str, role: str = "editor") -> str:
     """Sign in over HTTP; the ``Cookie`` header the browser would send back."""
     http = url.replace("ws://", "http://")
-    async with httpx.AsyncClient() as client:
+    async with httpx2.AsyncClient() as client:
         response = await client.get(f"{http}/login", params={"name": name, "role": role})
         response.raise_for_status()
         return "; ".join(f"{k}={v}" for k, v in response.cookies.items())

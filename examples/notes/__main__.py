@@ -1,8 +1,12 @@
 import os
+import sys
 
 import uvicorn
 
-from .app import app
+from .app import app, create_app
+
+if "--sign-in" in sys.argv[1:]:  # ask for a name first (see app.py)
+    app = create_app(sign_in=True)
 
 # Local only (see HOSTS). On Ctrl+C or SIGTERM the sockets close at once and
 # the app's lifespan ends the sessions: the process exits within seconds.
