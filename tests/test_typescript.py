@@ -118,3 +118,44 @@ def test_mistakes_fail_the_check(tmp_path: Path) -> None:
     assert lines == [7, 8, 9, 11, 12], done.stdout  # each mistake, and only those
     assert any("'\"ADD_TODOO\"'" in e for e in errors)
     assert any("'addTodoo' does not exist" in e for e in errors)
+
+
+PAGES = {
+    "notes": ("examples.notes.app", "Notes"),
+    "board": ("examples.board.app", "Board"),
+}
+
+
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_page_types_are_current(page: str) -> None:
+    """Each example page's synced.ts is what the command writes for its app.py."""
+    module, name = PAGES[page]
+    cls = getattr(__import__(module, fromlist=[name]), name)
+    static = ROOT / "examples" / page / "static"
+    assert (static / "synced.ts").read_text() == generate([cls])
+
+
+def test_plain_js_pages_pass_check_js() -> None:
+    done = tsc(ROOT / "examples" / "tsconfig.json")
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_a_misspelled_action_in_a_plain_js_page_fails_check_js(tmp_path: Path) -> None:
+    page = ROOT / "examples" / "notes" / "static"
+    source = (page / "main.js").read_text()
+    assert 'notes.action("ADD_NOTE", { note: text })' in source
+    bad = source.replace(
+        'notes.action("ADD_NOTE", { note: text })', 'notes.action("ADD_NOTES", { note: text })'
+    )
+    bad = bad.replace('notes.startTask("PROCESS")', 'notes.startTask("PROCESS", { steps: "50" })')
+    (tmp_path / "main.js").write_text(bad.replace('"./synced.js"', f'"{page}/synced.js"'))
+    config = json.loads((ROOT / "examples" / "tsconfig.json").read_text())
+    config["files"] = ["main.js"]
+    target = str(ROOT / "ws_sync" / "static" / "ws-sync.d.ts")
+    config["compilerOptions"]["paths"] = {"/ws-sync/ws-sync.js": [target]}
+    (tmp_path / "tsconfig.json").write_text(json.dumps(config))
+    done = tsc(tmp_path / "tsconfig.json")
+    errors = [line for line in done.stdout.splitlines() if ": error TS" in line]
+    assert done.returncode != 0
+    assert len(errors) == 2, done.stdout
+    assert any("'\"ADD_NOTES\"'" in e for e in errors)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import parse_qs
 
@@ -43,21 +44,21 @@ class Notes(BaseModel):
         pass  # Sync is automatically set up
 
     @property
-    def total_length(self):
+    def total_length(self) -> int:
         return sum(len(note) for note in self.notes)
 
     @remote_action("RENAME")
-    async def rename(self, new_title: str):
+    async def rename(self, new_title: str) -> None:
         self.title = new_title
         await self.sync()
 
     @remote_action("ADD_NOTE")
-    async def add_note(self, note: str):
+    async def add_note(self, note: str) -> None:
         self.notes.append(note)
         await self.sync()
 
     @remote_task("PROCESS")
-    async def process(self, steps: int = 50):
+    async def process(self, steps: int = 50) -> AsyncIterator[float]:
         """A long job: each value it yields reaches the page as progress.
         Cancelling it (from the page) cancels this coroutine."""
         for step in range(1, steps + 1):

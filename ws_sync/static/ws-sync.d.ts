@@ -395,6 +395,8 @@ export type ActionSpecs = { [type: string]: ActionSpec };
 export type AnyActions = { [type: string]: { params: Record<string, unknown>; result: any } };
 /** The params argument: optional when the action needs none. */
 export type ParamsArg<P> = {} extends P ? [params?: P] : [params: P];
+/** What a task's `_TASK_PROGRESS` carries, as its spec declares (else unknown). */
+export type ProgressOf<Spec> = Spec extends { progress: infer P } ? P : unknown;
 /** `R` when given explicitly, else the result the spec declares. */
 export type ResultOf<R, Spec extends ActionSpec> = [R] extends [never] ? Spec["result"] : R;
 
@@ -497,8 +499,11 @@ export class SyncedStore<S = any, A extends ActionSpecs = AnyActions, T extends 
   ): TaskHandle<ResultOf<NoInfer<R>, T[K]>>;
   /** `_TASK_CANCEL`. False when not connected. */
   cancelTask(type: keyof T & string): boolean;
-  onTaskProgress<V = unknown>(type: string, cb: (value: V, data: { type: string; value: V }) => void): () => void;
-  onTaskDone<R = unknown>(type: string, cb: (data: TaskDone<R>) => void): () => void;
+  onTaskProgress<K extends keyof T & string>(
+    type: K,
+    cb: (value: ProgressOf<T[K]>, data: { type: K; value: ProgressOf<T[K]> }) => void,
+  ): () => void;
+  onTaskDone<K extends keyof T & string>(type: K, cb: (data: TaskDone<T[K]["result"]>) => void): () => void;
   /**
    * What this client last heard of task `type`: running from its start (or
    * any `_TASK_PROGRESS`, such as the one a resumed connection gets right

@@ -1,7 +1,13 @@
 // The board page: a live copy of the one `Board` object all windows share.
+// @ts-check: `tsc -p examples` checks action names, params and results
+// against synced.ts, which `ws-sync typescript` makes from app.py.
 import { Session } from "/ws-sync/ws-sync.js";
 
-const COLUMNS = ["todo", "doing", "done"];
+/** @typedef {import("./synced.js").Board} Board */
+/** @typedef {import("/ws-sync/ws-sync.js").SyncedStore<Board, import("./synced.js").BoardActions, import("./synced.js").BoardTasks>} BoardStore */
+
+const COLUMNS = /** @type {const} */ (["todo", "doing", "done"]);
+/** @param {string} id @returns {any} an element of the page (its kind is the page's) */
 const $ = (id) => document.getElementById(id);
 
 // Toasts: failed actions, refused edits and server errors are shown, not just logged.
@@ -22,7 +28,7 @@ const session = new Session(`${scheme}://${location.host}/ws`, {
   onEditsDropped: ({ reason, error }) =>
     toast(reason === "rejected" ? `Edit refused: ${error?.message ?? "invalid"}` : "An edit no longer applied and was dropped"),
 }).connect();
-const board = session.store("BOARD", { cards: [] });
+const board = /** @type {BoardStore} */ (session.store("BOARD", { cards: [] }));
 
 // Connection state: connecting → open; a lost connection is "reconnecting"
 // (with backoff) or "offline" (the browser says so) until it is back; a tab
@@ -145,7 +151,8 @@ function render() {
     if (entry.card === card) continue;
     if (entry.column !== card.column) {
       if (entry.column) {
-        const focused = entry.li.contains(document.activeElement) ? document.activeElement : null;
+        const active = /** @type {HTMLButtonElement} */ (document.activeElement);
+        const focused = entry.li.contains(active) ? active : null;
         changed.add(entry.column);
         if (focused) refocus.push(() => (focused.disabled ? focused.parentElement.querySelector("button:not(:disabled)") : focused));
         entry.li.remove(); // re-inserted into its new column below
@@ -182,7 +189,7 @@ function place(name, cards) {
     if (node === li) node = node.nextElementSibling;
     else list.insertBefore(li, node);
   }
-  column(name).querySelector(".count").textContent = count;
+  column(name).querySelector(".count").textContent = String(count);
 }
 
 board.subscribe(render);
@@ -193,8 +200,9 @@ for (const name of COLUMNS) {
   const form = column(name).querySelector("form");
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    const text = form.elements.text.value.trim();
+    const input = /** @type {HTMLInputElement} */ (form.elements.namedItem("text"));
+    const text = input.value.trim();
     if (!text) return;
-    board.action("ADD_CARD", { text, column: name }).then(() => (form.elements.text.value = ""), failed("Adding the card"));
+    board.action("ADD_CARD", { text, column: name }).then(() => (input.value = ""), failed("Adding the card"));
   });
 }

@@ -1,6 +1,12 @@
 // The Notes page: a live copy of this browser session's `Notes` object.
+// @ts-check: `tsc -p examples` checks action and task names, params and
+// results against synced.ts, which `ws-sync typescript` makes from app.py.
 import { Session } from "/ws-sync/ws-sync.js";
 
+/** @typedef {import("./synced.js").Notes} Notes */
+/** @typedef {import("/ws-sync/ws-sync.js").SyncedStore<Notes, import("./synced.js").NotesActions, import("./synced.js").NotesTasks>} NotesStore */
+
+/** @param {string} id @returns {any} an element of the page (its kind is the page's) */
 const $ = (id) => document.getElementById(id);
 
 // Toasts: failed actions, refused edits and server errors are shown, not just logged.
@@ -21,7 +27,7 @@ const session = new Session(`${scheme}://${location.host}/ws`, {
   onEditsDropped: ({ reason, error }) =>
     toast(reason === "rejected" ? `Edit refused: ${error?.message ?? "invalid"}` : "An edit no longer applied and was dropped"),
 }).connect();
-const notes = session.store("NOTES", { title: "", notes: [], total_length: 0 });
+const notes = /** @type {NotesStore} */ (session.store("NOTES", { title: "", notes: [], total_length: 0 }));
 
 // Connection state: connecting → open; a lost connection is "reconnecting"
 // (with backoff) or "offline" (the browser says so) until it is back; a tab
@@ -97,9 +103,9 @@ render();
 
 // Typing edits the title directly (one _PATCH per keystroke, validated by
 // pydantic on the server); Enter or leaving the field commits it with RENAME.
-$("title").addEventListener("input", (e) => notes.set("/title", e.target.value));
-$("title").addEventListener("change", (e) => {
-  notes.action("RENAME", { new_title: e.target.value.trim() || "Untitled" }).catch(failed("Renaming"));
+$("title").addEventListener("input", () => notes.set("/title", $("title").value));
+$("title").addEventListener("change", () => {
+  notes.action("RENAME", { new_title: $("title").value.trim() || "Untitled" }).catch(failed("Renaming"));
 });
 
 // ADD_NOTE is an action: the note appears when the server's patch arrives.
