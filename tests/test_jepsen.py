@@ -104,8 +104,20 @@ class Run:
         assert NODE is not None
         ports = ",".join(str(p.port) for p in self.proxies)
         self.node = subprocess.Popen(
-            [NODE, str(CLIENT), "--seed", str(self.seed), "--server", str(self.server.port)]
-            + ["--ports", ports, "--ops", str(OPS), "--settle-ms", str(SETTLE_MS)],
+            [
+                NODE,
+                str(CLIENT),
+                "--seed",
+                str(self.seed),
+                "--server",
+                str(self.server.port),
+                "--ports",
+                ports,
+                "--ops",
+                str(OPS),
+                "--settle-ms",
+                str(SETTLE_MS),
+            ],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -210,7 +222,9 @@ def check_states(report: dict[str, Any], state: Any, version: int) -> list[str]:
         if c["state"] != state:
             problems.append(f"client {c['n']} shows {c['state']}\n  server has {state}")
         if c["version"] != version:
-            problems.append(f"client {c['n']} is at version {c['version']}, the server at {version}")
+            problems.append(
+                f"client {c['n']} is at version {c['version']}, the server at {version}"
+            )
     observer = report["observer"]
     if observer["state"] != state:
         problems.append(f"a fresh client's _SET {observer['state']} is not the server's {state}")
@@ -274,7 +288,9 @@ def replay(start: Any, frames: list[dict[str, Any]]) -> History:
 def check_history(h: History, server: dict[str, Any], state: Any) -> list[str]:
     problems = list(h.problems)
     if not problems and len(h.states) - 1 != server["version"]:
-        problems.append(f"the history has {len(h.states) - 1} commits, the version is {server['version']}")
+        problems.append(
+            f"the history has {len(h.states) - 1} commits, the version is {server['version']}"
+        )
     if not problems and h.states[-1] != state:
         problems.append(f"the history replays to {h.states[-1]}, the server has {state}")
     return problems
@@ -301,7 +317,9 @@ def check_writes(clients: list[dict[str, Any]], h: History) -> list[str]:
             commit = commits[0]
             heard = c["acks"].get(wid)
             if heard is not None and heard["v"] != commit["v"]:
-                problems.append(f"write {wid}: the client heard its ack at v{heard['v']}, it is v{commit['v']}")
+                problems.append(
+                    f"write {wid}: the client heard its ack at v{heard['v']}, it is v{commit['v']}"
+                )
             if commit["v"] < len(h.states):
                 problems += reflected(wid, sent, commit, h.states[commit["v"]])
     return problems
@@ -313,12 +331,14 @@ def reflected(wid: str, sent: dict[str, Any], commit: dict[str, Any], after: Any
     ops = [op for i, op in enumerate(sent["ops"]) if i not in dropped]
     problems = []
     for i, op in enumerate(ops):
-        if op["op"] not in ("add", "replace") or any(_overwrites(later, op) for later in ops[i + 1 :]):
+        if op["op"] not in ("add", "replace") or any(
+            _overwrites(later, op) for later in ops[i + 1 :]
+        ):
             continue
         if not _visible(op, after):
             problems.append(
-                f"write {wid} (made on v{sent['v']}, committed at v{commit['v']} as {commit['data']}, "
-                f"dropped {sorted(dropped)}): {op} is not in the state after it"
+                f"write {wid} (made on v{sent['v']}, committed at v{commit['v']} as "
+                f"{commit['data']}, dropped {sorted(dropped)}): {op} is not in the state after it"
             )
     return problems
 
@@ -355,9 +375,13 @@ def check_actions(clients: list[dict[str, Any]], runs: dict[str, int]) -> list[s
             if outcome == "pending":
                 problems.append(f"action {token}: its promise never settled")
             elif "error" in outcome:
-                problems.append(f"action {token} failed: {outcome['error']} (ran {runs.get(token, 0)} times)")
+                problems.append(
+                    f"action {token} failed: {outcome['error']} (ran {runs.get(token, 0)} times)"
+                )
             elif runs.get(token) != 1 or outcome["result"] != 1:
-                problems.append(f"action {token} answered {outcome['result']}, ran {runs.get(token, 0)} times")
+                problems.append(
+                    f"action {token} answered {outcome['result']}, ran {runs.get(token, 0)} times"
+                )
     return problems
 
 
@@ -425,4 +449,3 @@ def _remove(doc: Any, path: str) -> Any:
     else:
         del parent[last]
     return doc
-

@@ -86,7 +86,7 @@ class Window:
         return self.card(card_id).get_by_role("textbox")
 
     def delete_button(self, card_id: str) -> Locator:
-        """By its accessible name, or by its tooltip while its name is the "×" it shows."""
+        """By its accessible name, or by its tooltip while its name is the sign it shows."""
         card = self.card(card_id)
         by_name = card.get_by_role("button", name=re.compile("delete", re.I))
         return by_name.or_(card.locator('button[title="Delete" i]')).first
@@ -168,7 +168,9 @@ def test_two_windows_typing_into_one_card_agree_once_typing_stops(
             same = text == a.text(card_id) == b.text(card_id)
             return text if same and text else None
 
-        text = wait_until(agree, timeout=15, what=f"trial {trial}: both windows and the server to agree")
+        text = wait_until(
+            agree, timeout=15, what=f"trial {trial}: both windows and the server to agree"
+        )
         agreed.append(time.monotonic() - stopped)
         assert set(text) <= {"a", "b"}, f"trial {trial}: {text!r}"
     write_agree_report(agreed)
