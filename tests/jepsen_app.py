@@ -117,7 +117,7 @@ class Mutator:
             del s.tags[rng.choice(sorted(s.tags))]
 
 
-def create_app(shared: Shared) -> Starlette:
+def create_app(shared: Shared, user_sessions: bool = True) -> Starlette:
     RUNS.clear()
 
     def join() -> Shared:
@@ -128,7 +128,10 @@ def create_app(shared: Shared) -> Starlette:
         return JSONResponse({"v": shared.sync.log.version})
 
     app = Starlette(
-        routes=[sync_endpoint(join, path="/ws"), Route("/version", version)],
+        routes=[
+            sync_endpoint(join, path="/ws", user_sessions=user_sessions),
+            Route("/version", version),
+        ],
     )
     app.state.shared = shared
     return app

@@ -17,6 +17,9 @@ meanwhile. Then the faults end, and once nothing is in flight:
   transform dropped it (or a later op of the same write overwrote it);
 - no action ran twice, and every action call settled with its result.
 
+Odd seeds run the endpoint with user sessions, even seeds without (each
+connection a new session, as the board example runs).
+
 ``WS_SYNC_JEPSEN_SEEDS=200`` runs more seeds (1 to 20 by default;
 ``WS_SYNC_JEPSEN_SEEDS=21-500`` runs those);
 ``WS_SYNC_JEPSEN_SEED=17`` runs only that one (the failure message says so).
@@ -57,6 +60,12 @@ def seeds() -> list[int]:
     return list(range(int(first or 1), int(last) + 1))
 
 
+def user_sessions(seed: int) -> bool:
+    """Odd seeds serve user sessions (a reconnect resumes its session); even
+    seeds do not (every connection is a new session), as the board does."""
+    return seed % 2 == 1
+
+
 def reproduce(seed: int) -> str:
     return f"WS_SYNC_JEPSEN_SEED={seed} python -m pytest -q tests/test_jepsen.py"
 
@@ -76,7 +85,8 @@ def test_clients_converge_under_faults(seed: int) -> None:
         faults = ", ".join(run.faults.log[-40:])
         pytest.fail(
             f"seed {seed}: {len(problems)} problem(s)\n{shown}{more}\n"
-            f"faults (last 40): {faults}\nserver mutations: {run.mutator.count}\n"
+            f"user sessions: {user_sessions(seed)}; faults (last 40): {faults}\n"
+            f"server mutations: {run.mutator.count}\n"
             f"reproduce: {reproduce(seed)}",
             pytrace=False,
         )
@@ -89,7 +99,7 @@ class Run:
         self.seed = seed
         self.shared: Shared = initial()
         self.start_state = self.shared.sync.state()
-        self.server = LiveServer(create_app(self.shared))
+        self.server = LiveServer(create_app(self.shared, user_sessions(seed)))
         self.server.start()
         self.proxies = [FaultProxy(self.server.port) for _ in range(CLIENTS)]
         for proxy in self.proxies:
@@ -213,6 +223,25 @@ def check(report: dict[str, Any], run: Run) -> list[str]:
     problems += check_history(history, server, state)
     problems += check_writes(report["clients"], history)
     problems += check_actions(report["clients"], server["runs"])
+    problems += check_workload(report, run)
+    return problems
+
+
+def check_workload(report: dict[str, Any], run: Run) -> list[str]:
+    """The run did what it claims: faults that broke connections, writes
+    committed past others' commits, actions, server changes."""
+    clients = report["clients"]
+    reconnects = sum(p.connections for p in run.proxies) - CLIENTS
+    commits = report["server"]["frames"]
+    acked = sum(1 for f in commits if "ack" in f)
+    actions = sum(len(c["actions"]) for c in clients)
+    problems = []
+    if reconnects < 1 or not run.faults.log:
+        problems.append(f"no connection was broken (faults: {run.faults.log})")
+    if acked < CLIENTS or actions < CLIENTS or run.mutator.count < 5:
+        problems.append(
+            f"too little ran: {acked} writes, {actions} actions, {run.mutator.count} changes"
+        )
     return problems
 
 
@@ -378,7 +407,7 @@ def check_actions(clients: list[dict[str, Any]], runs: dict[str, int]) -> list[s
                 problems.append(
                     f"action {token} failed: {outcome['error']} (ran {runs.get(token, 0)} times)"
                 )
-            elif runs.get(token) != 1 or outcome["result"] != 1:
+            elif runs.get(token, 0) < 1 or outcome["result"] != runs[token]:
                 problems.append(
                     f"action {token} answered {outcome['result']}, ran {runs.get(token, 0)} times"
                 )
