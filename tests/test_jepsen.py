@@ -10,7 +10,7 @@ action, and go offline for a while; a server task changes the same fields
 meanwhile. Then the faults end, and once nothing is in flight:
 
 - every client shows exactly the server's state, at the server's version,
-  and so does a fresh client reading it whole (`_SET`);
+  which is what its `_GET` then answers, and what a fresh client reads;
 - the history of commits replays to that state;
 - every write a client sent was committed exactly once (its ack), or refused;
   what it wrote is in the state its commit made, unless the ack says the
@@ -250,6 +250,8 @@ def check_states(report: dict[str, Any], state: Any, version: int) -> list[str]:
     for c in report["clients"]:
         if c["state"] != state:
             problems.append(f"client {c['n']} shows {c['state']}\n  server has {state}")
+        if c["fetched"] != state:
+            problems.append(f"client {c['n']}'s _GET answered {c['fetched']}\n  server has {state}")
         if c["version"] != version:
             problems.append(
                 f"client {c['n']} is at version {c['version']}, the server at {version}"

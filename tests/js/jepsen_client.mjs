@@ -207,7 +207,8 @@ class Client {
     const st = this.store;
     return {
       n: this.n,
-      state: st.getState(),
+      state: this.shown,
+      fetched: this.fetched,
       confirmed: st.confirmedState,
       version: st.version,
       epoch: st.epoch,
@@ -278,6 +279,12 @@ async function main() {
     for (const c of clients) if (c.session.state !== "open") c.session.retryNow();
     await sleep(50);
   }
+  // Each client asks for the whole state (_GET) and keeps what it showed before.
+  const shown = clients.map((c) => c.state);
+  for (const c of clients) c.store.fetch();
+  for (let i = 0; i < 200 && clients.some((c) => c.store._awaitingSet); i++) await sleep(10);
+  for (const c of clients) c.fetched = c.store._awaitingSet ? null : c.store.confirmedState;
+  for (const [i, c] of clients.entries()) c.shown = shown[i];
   const observer = await observe(opts.server);
   print({ event: "report", settled, serverVersion: v, observer, clients: clients.map((c) => c.summary()) });
   for (const c of clients) c.session.close();
