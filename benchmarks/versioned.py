@@ -21,7 +21,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ws_sync import sync_only
+from ws_sync import pointer, sync_only
 from ws_sync.transform import transform
 
 from .common import (
@@ -30,13 +30,12 @@ from .common import (
     SectionResult,
     Stats,
     Target,
-    calibrate,
     fmt_bytes,
     fmt_count,
     fmt_ratio,
     fmt_time,
+    interleaved,
     md_table,
-    time_calls,
 )
 from .plots import COLORS, pyplot
 
@@ -93,6 +92,10 @@ WRITE: list[dict[str, Any]] = [
 """A client write of four ops, made on the version before the history."""
 
 
+def _split() -> Any:
+    return pointer.split("/cards/12/text")
+
+
 def measure_transform(cfg: Config, progress: Progress) -> list[dict[str, Any]]:
     rows = []
     for n in cfg.pick([10, 100, 1_000, 10_000], [10, 100]):
@@ -101,9 +104,9 @@ def measure_transform(cfg: Config, progress: Progress) -> list[dict[str, Any]]:
         def call(history: list[dict[str, Any]] = history) -> Any:
             return transform(WRITE, history, _is_list)
 
-        inner = calibrate(call, 0.01)
-        samples = [time_calls(call, inner) for _ in range(cfg.pick(15, 3))]
-        stats = Stats.of(samples)
+        times = interleaved({"transform": call, "split": _split}, cfg.pick(9, 3), 0.01)
+        stats = Stats.of(times["transform"])
+        split = Stats.of(times["split"]).median
         pairs = len(WRITE) * n
         kept, dropped = call()
         rows.append(
@@ -112,6 +115,8 @@ def measure_transform(cfg: Config, progress: Progress) -> list[dict[str, Any]]:
                 "pairs": pairs,
                 "seconds": stats.to_dict(),
                 "ns_per_pair": stats.median / pairs * 1e9,
+                "splits_per_pair": stats.median / pairs / split,
+                "split_ns": split * 1e9,
                 "dropped": len(dropped),
                 "kept": len(kept),
             }
@@ -232,6 +237,7 @@ def _markdown(
             f"{r['pairs']:,}",
             fmt_time(r["seconds"]["median"]),
             f"{r['ns_per_pair']:.0f}",
+            f"{r['splits_per_pair']:.1f}",
             f"{r['kept']} kept, {r['dropped']} dropped",
         ]
         for r in rows
@@ -256,7 +262,13 @@ def _markdown(
         "a history of mixed commits (card inserts, removes, moves, text edits, title,",
         "dict keys) on a 200-card list: `ws_sync.transform.transform`, median of samples.",
         "",
-        md_table(["commits", "op pairs", "transform", "ns / pair", "write after"], transform_rows),
+        "The machine is shared and noisy: each row also times one `pointer.split` of",
+        "`/cards/12/text` interleaved with the transform, and gives the cost per pair in those.",
+        "",
+        md_table(
+            ["commits", "op pairs", "transform", "ns / pair", "splits / pair", "write after"],
+            transform_rows,
+        ),
         "",
         "### Resume after one change",
         "",

@@ -218,8 +218,8 @@ def check(report: dict[str, Any], run: Run) -> list[str]:
         stuck = [summary(c) for c in report["clients"] if not settled(c, version)]
         problems.append(f"not quiescent within {SETTLE_MS} ms: {stuck}")
     problems += check_states(report, state, version)
-    problems += check_intent(state)
     history = replay(run.start_state, server["frames"])
+    problems += [f"{p}\n{explain(p, history, report['clients'])}" for p in check_intent(state)]
     problems += check_history(history, server, state)
     problems += check_writes(report["clients"], history)
     problems += check_actions(report["clients"], server["runs"])
@@ -272,6 +272,40 @@ def check_intent(state: Any) -> list[str]:
     ]
 
 
+def explain(problem: str, h: History, clients: list[dict[str, Any]]) -> str:
+    """Where a misplaced text came from: the commit that put it on the wrong
+    card, the write it acknowledged (as sent, with its base version) and the
+    commits that write was carried past."""
+    text = problem.split("'")[1]
+    for v, state in enumerate(h.states):
+        card = next((c for c in state["cards"] if c["text"] == text), None)
+        if card is None or card["id"] == text.rpartition("@")[2]:
+            continue
+        frame = h.frames[v - 1]
+        lines = [f"  first misplaced at v{v} by {_compact(frame)}"]
+        sent = next(
+            (c["writes"][frame["ack"]] for c in clients if frame.get("ack") in c["writes"]), None
+        )
+        if sent is not None:
+            lines.append(f"  that write as sent, on v{sent['v']}: {sent['ops']}")
+            ids = [c["id"] for c in h.states[sent["v"]]["cards"]]
+            lines.append(f"  cards at v{sent['v']}: {ids}")
+            lines += [f"  then {_compact(f)}" for f in h.frames[sent["v"] : v - 1]]
+        return "\n".join(lines)
+    return "  (not traced)"
+
+
+def _compact(frame: dict[str, Any]) -> str:
+    def short(op: dict[str, Any]) -> str:
+        value = op.get("value")
+        shown = value.get("id") if isinstance(value, dict) and "id" in value else value
+        frm = f" from {op['from']}" if "from" in op else ""
+        return f"{op['op']} {op['path']}{frm}" + (f" {shown!r}" if "value" in op else "")
+
+    ack = f" ack {frame['ack']}" if "ack" in frame else ""
+    return f"v{frame['v']}{ack}: [{', '.join(short(op) for op in frame['data'])}]"
+
+
 def settled(c: dict[str, Any], version: int) -> bool:
     return (
         c["connection"] == "open"
@@ -293,6 +327,7 @@ class History:
 
     def __init__(self) -> None:
         self.states: list[Any] = []  # states[v]: the state at version v
+        self.frames: list[dict[str, Any]] = []  # frames[v - 1]: the commit of version v
         self.acks: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.problems: list[str] = []
 
@@ -311,6 +346,7 @@ def replay(start: Any, frames: list[dict[str, Any]]) -> History:
             h.problems.append(f"commit {i} does not apply to the state before it: {e!r} {frame}")
             break
         h.states.append(doc)
+        h.frames.append(frame)
         if "ack" in frame:
             h.acks[frame["ack"]].append(frame)
     return h
