@@ -17,8 +17,9 @@ meanwhile. Then the faults end, and once nothing is in flight:
   transform dropped it (or a later op of the same write overwrote it);
 - no action ran twice, and every action call settled with its result.
 
-Odd seeds run the endpoint with user sessions, even seeds without (each
-connection a new session, as the board example runs).
+Odd seeds run the endpoint with user sessions (two of the clients are two
+tabs of one session), even seeds without (each connection a new session, as
+the board example runs).
 
 ``WS_SYNC_JEPSEN_SEEDS=200`` runs more seeds (1 to 20 by default;
 ``WS_SYNC_JEPSEN_SEEDS=21-500`` runs those);

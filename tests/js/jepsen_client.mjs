@@ -73,8 +73,9 @@ class Client {
     this.session = new Session(`ws://127.0.0.1:${port}/ws`, {
       WebSocket: RecordingSocket,
       window: this.window,
-      userId: `user-${n}`,
-      sessionId: `session-${seed}-${n}`,
+      // the last two clients are two tabs of one user session (with user sessions on)
+      userId: `user-${Math.min(n, 2)}`,
+      sessionId: `session-${seed}-${Math.min(n, 2)}`,
       initialDelay: 20,
       maxDelay: 300,
       pingInterval: 200,
