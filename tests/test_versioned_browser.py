@@ -109,6 +109,7 @@ class Window:
                 box.setSelectionRange(box.value.length, box.value.length);
                 document.execCommand("insertText", false, marker);
                 window.__typed = ++n;
+                window.__lastKey = Date.now();
                 if (n < count) setTimeout(key, 5 + random() * 25);
               };
               setTimeout(key, random() * 10);
@@ -118,6 +119,10 @@ class Window:
 
     def typed(self) -> int:
         return int(self.page.evaluate("() => window.__typed ?? 0"))
+
+    def last_key(self) -> float:
+        """Wall-clock time of the last keystroke, in seconds (the machine's clock)."""
+        return float(self.page.evaluate("() => window.__lastKey")) / 1000
 
     def close(self) -> None:
         self.context.close()
@@ -156,28 +161,41 @@ def test_two_windows_typing_into_one_card_agree_once_typing_stops(
             expect(w.text_box(card_id)).to_have_value("")
         a.type_concurrently(card_id, "a", KEYSTROKES, seed=2 * trial + 1)
         b.type_concurrently(card_id, "b", KEYSTROKES, seed=2 * trial + 2)
-        wait_until(
+        poll(
             lambda: a.typed() == KEYSTROKES and b.typed() == KEYSTROKES,
             timeout=20,
             what="both windows to finish typing",
         )
-        stopped = time.monotonic()
+        stopped = max(a.last_key(), b.last_key())
 
         def agree(card_id: str = card_id) -> str | None:
             text = server_text(server, card_id)
             same = text == a.text(card_id) == b.text(card_id)
             return text if same and text else None
 
-        text = wait_until(
-            agree, timeout=15, what=f"trial {trial}: both windows and the server to agree"
-        )
-        agreed.append(time.monotonic() - stopped)
+        text = poll(agree, timeout=15, what=f"trial {trial}: both windows and the server to agree")
+        agreed.append(time.time() - stopped)
         assert set(text) <= {"a", "b"}, f"trial {trial}: {text!r}"
+        # and it stays so: no write still on its way changes it afterwards
+        time.sleep(0.3)
+        assert agree() == text, (
+            f"trial {trial}: {text!r} then {a.text(card_id)!r}, {b.text(card_id)!r}"
+        )
     write_agree_report(agreed)
     assert len(agreed) == TRIALS
     a.expect_state("open")
     b.expect_state("open")
     assert not errors
+
+
+def poll(check: Any, timeout: float, what: str) -> Any:
+    """`wait_until` without its pause between checks, so the end of typing and
+    the moment of agreement are seen as they come (a check is a few round trips)."""
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return value
 
 
 def write_agree_report(seconds: list[float]) -> None:
