@@ -20,7 +20,16 @@ from .report import print_summary, update_readme, write_section, write_summary
 TRACKED = BENCH_DIR / "results"
 UNTRACKED = BENCH_DIR.parent / "test-artifacts" / "benchmarks"
 
-SECTIONS = ["sync_cost", "mutation_mix", "tracking_tax", "e2e", "fanout", "memory", "inbound"]
+SECTIONS = [
+    "sync_cost",
+    "mutation_mix",
+    "tracking_tax",
+    "e2e",
+    "fanout",
+    "memory",
+    "inbound",
+    "versioned",
+]
 ALIASES = {str(i + 1): name for i, name in enumerate(SECTIONS)}
 
 

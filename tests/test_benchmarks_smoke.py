@@ -14,7 +14,16 @@ import jsonpatch
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SECTIONS = ["sync_cost", "mutation_mix", "tracking_tax", "e2e", "fanout", "memory", "inbound"]
+SECTIONS = [
+    "sync_cost",
+    "mutation_mix",
+    "tracking_tax",
+    "e2e",
+    "fanout",
+    "memory",
+    "inbound",
+    "versioned",
+]
 
 
 @pytest.fixture(scope="module")
