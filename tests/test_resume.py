@@ -342,3 +342,27 @@ def test_a_write_too_far_behind_to_transform_cheaply_is_refused_and_changes_noth
         assert "too far behind" in error["data"]["message"]
         assert v2(a)["type"] == "_SET:CARDS"
         assert cards.cards == before
+
+
+def test_a_write_sent_again_after_its_commit_left_the_history_is_acknowledged_by_set() -> None:
+    board = Board()
+    board.sync.log = CommitLog(max_commits=2)
+    app = shared_board_app(board)
+    with TestClient(app) as tc:
+        with tc.websocket_connect("/ws?ws_sync=2") as ws:
+            state = opened(ws)
+            add = [{"op": "add", "path": "/cards/0", "value": "w"}]
+            write(ws, "_PATCH:BOARD", add, state["v"], "x-1")
+            assert v2(ws)["ack"] == "x-1"  # the ack this client will not get
+            for i in range(3):  # commits enough to push it out of the history
+                send(ws, "_ACTION:BOARD", {"type": "ADD", "text": str(i)})
+                v2(ws)
+        with tc.websocket_connect("/ws?ws_sync=2") as ws:
+            hello(ws, {"BOARD": {"epoch": state["epoch"], "v": state["v"]}})
+            assert v2(ws)["type"] == "_HELLO"
+            resumed = v2(ws)
+            assert resumed["type"] == "_SET:BOARD"
+            write(ws, "_PATCH:BOARD", add, resumed["v"], "x-1")
+            answer = v2(ws)
+    assert answer["type"] == "_SET:BOARD" and answer["ack"] == "x-1"
+    assert answer["data"]["cards"] == board.cards == ["w", "0", "1", "2"]

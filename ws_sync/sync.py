@@ -342,10 +342,12 @@ class Sync(UpstreamSync):
             if s is not exclude and s.is_connected:
                 s.send_frame(frame)
 
-    def _set_frame(self, version: int | None = None) -> str:
+    def _set_frame(self, version: int | None = None, **fields: Any) -> str:
         log = self.log
         v = log.version if version is None else version
-        return wire.encode_with(wire.set_event(self.key), self.state(), v=v, epoch=log.epoch)
+        return wire.encode_with(
+            wire.set_event(self.key), self.state(), v=v, epoch=log.epoch, **fields
+        )
 
     @locked
     def set_frame(self) -> str:
@@ -542,7 +544,8 @@ class Sync(UpstreamSync):
         if sender is not None and sender.is_connected:
             log = self.log
             frames = log.since(log.epoch, int(committed) - 1)
-            sender.send_frame(frames[0] if frames else self._set_frame())
+            # the commit, or the whole state that holds it: acknowledged either way
+            sender.send_frame(frames[0] if frames else self._set_frame(ack=write_id))
         return True
 
     def _rebase(self, ops: Any, base: Base) -> tuple[Any, list[int]]:

@@ -433,6 +433,25 @@ describe("protocol 2: offline writes", () => {
     assert.deepEqual(t.store.getState(), { title: "offline", notes: ["a", "b"], n: 2 });
   });
 
+  it("a write sent again after its commit left the server's history is acknowledged by the _SET that holds it", () => {
+    const t = versioned();
+    t.store.set("/title", "mine");
+    const { $id } = t.patches()[0];
+    t.reconnect();
+    t.ws.hello();
+    t.ws.receive("_SET:NOTES", { ...STATE, title: "theirs", n: 3 }, { v: 40, epoch: EPOCH }); // too far behind: the whole state
+    t.ws.hello();
+    const [again] = t.patches(); // on this connection
+    assert.equal(again.$id, $id, "sent again, as it applies now");
+    t.store.set("/n", 4); // waits for the write in flight
+    t.ws.receive("_SET:NOTES", { ...STATE, title: "mine", n: 3 }, { v: 40, epoch: EPOCH, ack: $id });
+    assert.deepEqual(t.store.confirmedState, { ...STATE, title: "mine", n: 3 });
+    const next = t.patches().at(-1);
+    assert.notEqual(next.$id, $id, "the write is done: the next one goes");
+    assert.deepEqual([next.data, next.v], [[{ op: "replace", path: "/n", value: 4 }], 40]);
+    assert.deepEqual(t.store.getState(), { ...STATE, title: "mine", n: 4 });
+  });
+
   it("a write sent but not acknowledged when the connection dropped is resent as it was, once the resume is in", () => {
     const t = versioned();
     t.store.set("/title", "in flight");

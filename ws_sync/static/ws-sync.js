@@ -1822,6 +1822,10 @@ export class SyncedStore {
     this._synced = true;
     this._awaitingSet = false;
     const v = this._versionOf(frame);
+    // The answer to our write sent again after its commit left the history:
+    // this state holds it.
+    const w = this._inflight;
+    if (w !== null && v !== null && frame.ack !== undefined && frame.ack === w.id) w.ackV ??= v;
     if (v === null) this._unversion();
     else this._setVersion(v, typeof frame.epoch === "string" ? frame.epoch : null);
     this._confirmed = state;
