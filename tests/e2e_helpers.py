@@ -12,11 +12,13 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import uvicorn
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -32,6 +34,42 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
+
+
+def chromium() -> Iterator[Browser]:
+    """Debian's chromium, headless, for the tests of one module: a missing
+    browser fails them (never skips). Use as ``yield from chromium()`` in a
+    module-scoped fixture."""
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
+    with sync_playwright() as p:
+        # launch() gives the browser a fresh, temporary user data dir.
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=30_000
+        )
+        yield browser
+        browser.close()
+
+
+def notes_of(server: LiveServer, page: Page) -> Any:
+    """The server's `Notes` of the page's user session (ids from its storage)."""
+    ids = page.evaluate(
+        "() => [localStorage.getItem('ws-sync:user'), sessionStorage.getItem('ws-sync:session')]"
+    )
+    registry = server.app.state.sessions
+
+    def find() -> Any:
+        session = registry.get(tuple(ids))
+        sync = session.syncs.get("NOTES") if session else None
+        return sync.obj if sync else None
+
+    return wait_until(lambda: server.call(find), what=f"the session {ids} on the server")
+
+
+def add_note(page: Page, text: str) -> None:
+    page.fill("#new-note", text)
+    page.press("#new-note", "Enter")
+    expect(page.locator("#new-note")).to_have_value("")  # cleared once ADD_NOTE answered
 
 
 def free_port() -> int:

@@ -8,7 +8,6 @@ missing Chromium fails these tests. Screenshots go to ``test-artifacts/``.
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from collections.abc import Iterator
@@ -17,21 +16,21 @@ from typing import Any
 import pytest
 from e2e_helpers import (
     ARTIFACTS,
-    CHROMIUM,
-    CHROMIUM_ARGS,
     ROOT,
     ExampleProcess,
     LiveServer,
+    add_note,
+    chromium,
+    notes_of,
     wait_until,
 )
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `examples` is a folder of the repo, not installed
 
 from examples.board.app import Board
 from examples.board.app import create_app as board_app
-from examples.notes.app import Notes
 from examples.notes.app import create_app as notes_app
 
 pytestmark = pytest.mark.e2e
@@ -41,15 +40,7 @@ TIMEOUT = 10_000  # ms, for every wait on the page
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as p:
-        # launch() gives the browser a fresh, temporary user data dir.
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=30_000
-        )
-        yield browser
-        browser.close()
+    yield from chromium()
 
 
 class Pages:
@@ -102,27 +93,6 @@ def board_server() -> Iterator[LiveServer]:
 def screenshot(page: Page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=ARTIFACTS / f"{name}.png")
-
-
-def notes_of(server: LiveServer, page: Page) -> Notes:
-    """The server's `Notes` of the page's user session (ids from its storage)."""
-    ids = page.evaluate(
-        "() => [localStorage.getItem('ws-sync:user'), sessionStorage.getItem('ws-sync:session')]"
-    )
-    registry = server.app.state.sessions
-
-    def find() -> Notes | None:
-        session = registry.get(tuple(ids))
-        sync = session.syncs.get("NOTES") if session else None
-        return sync.obj if sync else None
-
-    return wait_until(lambda: server.call(find), what=f"the session {ids} on the server")
-
-
-def add_note(page: Page, text: str) -> None:
-    page.fill("#new-note", text)
-    page.press("#new-note", "Enter")
-    expect(page.locator("#new-note")).to_have_value("")  # cleared once ADD_NOTE answered
 
 
 def progress(page: Page) -> float:

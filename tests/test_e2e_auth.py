@@ -6,13 +6,12 @@ controls: the refusal is not the page's doing)."""
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 
 import pytest
-from e2e_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, LiveServer, wait_until
-from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from e2e_helpers import ARTIFACTS, ROOT, LiveServer, chromium, wait_until
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -27,14 +26,7 @@ TIMEOUT = 10_000
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=30_000
-        )
-        yield browser
-        browser.close()
+    yield from chromium()
 
 
 @pytest.fixture

@@ -9,21 +9,19 @@ behind a page and watch what the page does with the patch.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from e2e_helpers import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, LiveServer, wait_until
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from e2e_helpers import ARTIFACTS, ROOT, LiveServer, add_note, chromium, notes_of, wait_until
+from playwright.sync_api import Browser, Page, expect
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `examples` is a folder of the repo, not installed
 
 from examples.board.app import Board, Card
 from examples.board.app import create_app as board_app
-from examples.notes.app import Notes
 from examples.notes.app import create_app as notes_app
 
 pytestmark = pytest.mark.e2e
@@ -75,14 +73,7 @@ window.__changes = (itemSelector) => {
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=30_000
-        )
-        yield browser
-        browser.close()
+    yield from chromium()
 
 
 class Pages:
@@ -150,27 +141,6 @@ def board() -> Board:
 @pytest.fixture
 def board_server(board: Board) -> Iterator[LiveServer]:
     yield from serve(board_app(board))
-
-
-def notes_of(server: LiveServer, page: Page) -> Notes:
-    """The server's `Notes` of the page's user session (ids from its storage)."""
-    ids = page.evaluate(
-        "() => [localStorage.getItem('ws-sync:user'), sessionStorage.getItem('ws-sync:session')]"
-    )
-    registry = server.app.state.sessions
-
-    def find() -> Notes | None:
-        session = registry.get(tuple(ids))
-        sync = session.syncs.get("NOTES") if session else None
-        return sync.obj if sync else None
-
-    return wait_until(lambda: server.call(find), what=f"the session {ids} on the server")
-
-
-def add_note(page: Page, text: str) -> None:
-    page.fill("#new-note", text)
-    page.press("#new-note", "Enter")
-    expect(page.locator("#new-note")).to_have_value("")
 
 
 def card(page: Page, card_id: str) -> Any:

@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_helpers import CHROMIUM, CHROMIUM_ARGS, ROOT, LiveServer, wait_until
-from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+from e2e_helpers import ROOT, LiveServer, chromium, wait_until
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect
 
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `examples` is a folder of the repo, not installed
@@ -46,14 +46,7 @@ AGREE_REPORT = Path(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS, timeout=30_000
-        )
-        yield browser
-        browser.close()
+    yield from chromium()
 
 
 @pytest.fixture
