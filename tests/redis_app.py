@@ -38,12 +38,28 @@ class Board:
         return len(self.items)
 
 
+class Notes:
+    """One per user session: kept in Redis with the session."""
+
+    notes: list[str]
+
+    @sync_only("NOTES", notes=...)
+    def __init__(self) -> None:
+        self.notes = []
+
+    @remote_action
+    async def note(self, text: str) -> int:
+        self.notes.append(text)
+        await self.sync()
+        return len(self.notes)
+
+
 board = shared("BOARD", Board)
 
 
-def join() -> Board:
+def join() -> list[object]:
     session_context.get().attach(board)
-    return board  # type: ignore[return-value]
+    return [board, Notes()]
 
 
 app = Starlette(routes=[sync_endpoint(join)], lifespan=ws_sync.lifespan(grace=0.5))

@@ -70,6 +70,21 @@ class Worker:
             self.proc = None
 
 
+class Copy:
+    """A client's copy of one object."""
+
+    def __init__(self) -> None:
+        self.state: Any = None
+        self.version = -1
+        self.epoch = ""
+        self.gaps: list[tuple[int, int]] = []
+        self.sets = 0
+
+    @property
+    def held(self) -> bool:
+        return self.version >= 0
+
+
 class Client:
     """A protocol-2 client of one object: keeps its copy, checks that the
     versions it gets follow each other, answers its own calls."""
@@ -78,11 +93,7 @@ class Client:
         self.key = key
         self.user = user or uuid.uuid4().hex
         self.session = uuid.uuid4().hex
-        self.state: Any = None
-        self.version = -1
-        self.epoch = ""
-        self.gaps: list[tuple[int, int]] = []
-        self.sets = 0
+        self.copies: dict[str, Copy] = {key: Copy()}
         self.errors: list[Any] = []
         self._ids = itertools.count(1)
         self._prefix = uuid.uuid4().hex[:8]
@@ -95,7 +106,7 @@ class Client:
 
     async def connect(self, url: str) -> Client:
         self._ws = await websockets.connect(url, max_size=None)
-        held = {self.key: {"epoch": self.epoch, "v": self.version}} if self.version >= 0 else {}
+        held = {k: {"epoch": c.epoch, "v": c.version} for k, c in self.copies.items() if c.held}
         await self._send("_HELLO", {"protocol": 2, "versions": held})
         self._reader = asyncio.ensure_future(self._read())
         return self
@@ -128,21 +139,23 @@ class Client:
                     self._send("_USER_SESSION", {"user": self.user, "session": self.session})
                 )
             )
-        elif event == f"_SET:{self.key}":
-            self.state, self.version, self.epoch = frame["data"], frame["v"], frame["epoch"]
-            self.sets += 1
-        elif event == f"_PATCH:{self.key}":
+        elif event.startswith("_SET:"):
+            copy = self.copies.setdefault(event[5:], Copy())
+            copy.state, copy.version, copy.epoch = frame["data"], frame["v"], frame["epoch"]
+            copy.sets += 1
+        elif event.startswith("_PATCH:"):
+            copy = self.copies.setdefault(event[7:], Copy())
             v = frame["v"]
-            if v <= self.version:
+            if v <= copy.version:
                 return
-            if v != self.version + 1:
-                self.gaps.append((self.version, v))
-            self.state = jsonpatch.apply_patch(self.state, frame["data"])
-            self.version = v
+            if v != copy.version + 1:
+                copy.gaps.append((copy.version, v))
+            copy.state = jsonpatch.apply_patch(copy.state, frame["data"])
+            copy.version = v
             ack = frame.get("ack")
             if ack in self._waiting:
                 self._waiting.pop(ack).set_result(frame)
-        elif event == f"_ACTION_RESULT:{self.key}":
+        elif event.startswith("_ACTION_RESULT:"):
             waiter = self._waiting.pop(frame["data"]["id"], None)
             if waiter is not None:
                 waiter.set_result(frame["data"])
@@ -158,9 +171,10 @@ class Client:
         self._waiting[call_id] = future
         return call_id, future
 
-    async def action(self, name: str, **params: Any) -> Any:
+    async def action(self, name: str, key: str | None = None, **params: Any) -> Any:
         call_id, future = self._call()
-        await self._send(f"_ACTION:{self.key}", {"type": name, "$id": call_id, **params})
+        data = {"type": name, "$id": call_id, **params}
+        await self._send(f"_ACTION:{key or self.key}", data)
         return await asyncio.wait_for(future, 30)
 
     async def patch(self, ops: list[dict[str, Any]]) -> Any:
@@ -171,6 +185,30 @@ class Client:
             f"_PATCH:{self.key}", ops, v=self.version, epoch=self.epoch, **{"$id": call_id}
         )
         return await asyncio.wait_for(future, 30)
+
+    @property
+    def main(self) -> Copy:
+        return self.copies[self.key]
+
+    @property
+    def state(self) -> Any:
+        return self.main.state
+
+    @property
+    def version(self) -> int:
+        return self.main.version
+
+    @property
+    def epoch(self) -> str:
+        return self.main.epoch
+
+    @property
+    def gaps(self) -> list[tuple[int, int]]:
+        return self.main.gaps
+
+    @property
+    def sets(self) -> int:
+        return self.main.sets
 
     async def ready(self, timeout: float = 20.0) -> Client:
         async with asyncio.timeout(timeout):

@@ -136,3 +136,34 @@ async def test_redis_restart_mid_run_workers_recover_and_clients_converge(
     await settle(clients, 30)
     assert all(c.state == clients[0].state for c in clients)
     assert clients[0].state["items"] == ["before", "after"]
+
+
+async def test_a_session_resumes_on_another_worker_after_kill_9(workers: list[Worker]) -> None:
+    client = await connect(workers[0])
+    for text in ("first", "second"):
+        assert (await client.action("note", key="NOTES", text=text))["ok"]
+    notes = client.copies["NOTES"]
+    held = (notes.epoch, notes.version, notes.state)
+    workers[0].kill()  # nothing of its shutdown runs
+    await client.close()
+    await client.connect(workers[1].url)  # same user and session ids, same versions held
+    await client.ready()
+    assert (notes.epoch, notes.version, notes.state) == held
+    assert notes.sets == 1  # nothing was sent again: the new worker had it all
+    assert (await client.action("note", key="NOTES", text="third"))["ok"]
+    assert notes.state == {"notes": ["first", "second", "third"]}
+    assert notes.version == held[1] + 1 and not notes.gaps
+
+
+async def test_session_state_keeps_working_while_redis_is_down(
+    redis: RedisServer, workers: list[Worker]
+) -> None:
+    client = await connect(workers[0])
+    redis.stop()
+    answer = await client.action("note", key="NOTES", text="offline")
+    assert answer["ok"] is True
+    assert client.copies["NOTES"].state == {"notes": ["offline"]}
+    failed = await client.action("add", item="shared")
+    assert failed["ok"] is False and "unreachable" in failed["error"]["message"]
+    assert client.state["items"] == []
+    redis.start()

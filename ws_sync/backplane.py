@@ -53,6 +53,10 @@ class Backplane:
         committed on exit."""
         return _local_lock(handle)
 
+    async def adopt(self, session: Any, ids: tuple[str, str], ttl: float) -> None:
+        """Keep the objects of a new user session where any worker finds them
+        (here: nowhere; a session lives and dies with its process)."""
+
     async def lead(self, name: str, job: Callable[[], Awaitable[Any]]) -> None:
         """Run `job` on one worker of the deployment at a time (here: this one)."""
         await job()

@@ -60,6 +60,7 @@ from . import wire
 from .address import TrustedProxies, client_address
 from .auth import Authenticate, audit, identity, principal_of
 from .backplane import Backplane
+from .backplane import current as current_backplane
 from .backplane import use as use_backplane
 from .connection import CLOSE_POLICY, CLOSE_TOO_SLOW, Connection
 from .hello import wants_versions
@@ -133,12 +134,15 @@ def sync_endpoint(
     else:
         registry = None
 
-    async def create(user: Any = None) -> Session:
+    async def create(user: Any = None, ids: tuple[str, str] | None = None) -> Session:
         try:
             await ready_all()  # shared objects load before the first session uses them
-            return await new_session(
+            session = await new_session(
                 factory, limits, expose_errors=expose_errors, tabs=tabs, user=user
             )
+            if ids is not None:  # kept in the backplane, in the principal's namespace
+                await current_backplane().adopt(session, ids, session_ttl)
+            return session
         except Exception as e:
             logger.exception("sync_endpoint: the session factory failed")
             raise FactoryError from e
@@ -188,7 +192,8 @@ def sync_endpoint(
         try:
             ids = await opening(conn, ids=True, hello=versioned)
             assert ids is not None
-            session = await registry.open(ids, lambda: create(user), address, owner)
+            kept = (f"{owner}/{ids[0]}", ids[1]) if owner is not None else ids
+            session = await registry.open(ids, lambda: create(user, kept), address, owner)
         except HandshakeError as e:
             await reject(conn, str(e))
             return

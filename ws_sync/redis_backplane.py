@@ -78,8 +78,21 @@ BLOCK_MS = 1000
 """A stream read's wait; after it, the object's hash is checked."""
 
 _CREATE = """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local ttl = tonumber(ARGV[4])
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) redis.call('PEXPIRE', KEYS[2], ttl) end
+  return 0
+end
 redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'v', ARGV[3], 'state', ARGV[2], 'state_v', ARGV[3])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+return 1
+"""
+
+_RESEED = """
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'epoch', ARGV[1], 'v', ARGV[3], 'state', ARGV[2], 'state_v', ARGV[3])
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
 return 1
 """
 
@@ -93,6 +106,8 @@ if holder and holder ~= ARGV[4] then return {-2, v} end
 v = v + 1
 redis.call('XADD', KEYS[2], v .. '-0', 'f', ARGV[2], 'o', ARGV[3])
 redis.call('HSET', KEYS[1], 'v', v)
+local ttl = tonumber(ARGV[6])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) redis.call('PEXPIRE', KEYS[2], ttl) end
 return {1, v}
 """
 
@@ -272,7 +287,7 @@ class RedisBackplane(Backplane):
         raise RuntimeError(f"shared object {handle.key!r} must be loaded from Redis first")
 
     async def open(self, handle: Shared[Any]) -> Any:
-        replica = Replica(self, handle)
+        replica = Replica(self, handle.key, self.key("obj", handle.key), handle)
         obj = await replica.open()
         self._replicas[handle.key] = replica
         return obj
@@ -321,6 +336,27 @@ class RedisBackplane(Backplane):
                 with contextlib.suppress(Exception):
                     await self.script("release", _RELEASE)(keys=[lease], args=[token])
 
+    async def adopt(self, session: Any, ids: tuple[str, str], ttl: float) -> None:
+        """Keep the objects `session` was just built with in Redis, under its
+        ids, for `ttl` seconds after their last change: a session already
+        stored (its worker died, or the client moved) is loaded into them."""
+        ttl_ms = max(1, int(ttl * 1000))
+        user, sid = ids
+        record = self.key("session", user, sid)
+        fields = {"worker": self.worker}
+        principal = getattr(session, "user", None)
+        if principal is not None:
+            fields["principal"] = to_json(principal, fallback=str).decode()
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hset(record, mapping=fields)
+            pipe.pexpire(record, ttl_ms)
+            await pipe.execute()
+        for key, sync in list(session.syncs.items()):
+            if sync.gate is not None or sync.obj is None:
+                continue  # shared: kept already
+            replica = Replica(self, key, f"{record}:{key}", ttl_ms=ttl_ms)
+            await replica.adopt(sync.obj)
+
     def stats(self) -> dict[str, float]:
         out = dict(self.counters)
         out["connected"] = float(self.connected)
@@ -340,11 +376,23 @@ async def _locked(handle: Shared[Any]) -> AsyncIterator[Any]:
 class Replica:
     """One worker's copy of one shared object, kept in step with Redis."""
 
-    def __init__(self, backplane: RedisBackplane, handle: Shared[Any]) -> None:
+    def __init__(
+        self,
+        backplane: RedisBackplane,
+        key: str,
+        hash_key: str,
+        handle: Shared[Any] | None = None,
+        ttl_ms: int = 0,
+    ) -> None:
         self.bp = backplane
         self.handle = handle
-        self.key = handle.key
-        self.hash = backplane.key("obj", handle.key)
+        self.key = key
+        self.hash = hash_key
+        self.solo = handle is None
+        """A session's object: one worker writes it, and delivers its own
+        commits once Redis has them (no stream reader, no lease)."""
+        self.ttl_ms = ttl_ms
+        self._detached = False
         self.stream = self.hash + ":log"
         self.lease = self.hash + ":lease"
         self.proposals: deque[_Proposal] = deque()
@@ -366,12 +414,22 @@ class Replica:
     # loading
 
     async def open(self) -> Any:
+        assert self.handle is not None
         obj = self.handle.build()
+        await self.adopt(obj)
+        self._reader = asyncio.ensure_future(self._read())
+        return obj
+
+    async def adopt(self, obj: Any) -> None:
+        """Take `obj` (just made by its factory) as this replica's object:
+        store its state if Redis has none, else load the stored one into it."""
         sync = obj.sync
         create = self.bp.script("create", _CREATE)
         epoch = secrets.token_hex(4)
         state = sync.state()
-        made = await create(keys=[self.hash], args=[epoch, to_json(state).decode(), 0])
+        made = await create(
+            keys=[self.hash, self.stream], args=[epoch, to_json(state).decode(), 0, self.ttl_ms]
+        )
         if made:
             log = ReplicaLog(self, epoch, 0, state)
         else:
@@ -385,12 +443,11 @@ class Replica:
             log = migrated
             load_state(sync, log.doc)
         self._install(obj, sync, log)
-        self._reader = asyncio.ensure_future(self._read())
-        return obj
 
     def _install(self, obj: Any, sync: Sync, log: ReplicaLog) -> None:
         log.max_commits, log.max_chars = sync.log.max_commits, sync.log.max_chars
-        self._obj = obj  # held: the handle holds it too, the sync only weakly
+        if not self.solo:
+            self._obj = obj  # held: the sync holds it only weakly
         self.sync = sync
         self.log = log
         sync.log = log
@@ -431,7 +488,7 @@ class Replica:
         """The stored state through the app's `migrate` hook; a state it
         changes is stored under a new epoch (clients get `_SET`), once.
         None if it changed meanwhile (fetch again)."""
-        migrate = self.handle.migrate
+        migrate = self.handle.migrate if self.handle is not None else None
         if migrate is None:
             return log
         doc = migrate(from_json(to_json(log.doc)))
@@ -528,7 +585,8 @@ class Replica:
         if epoch is None:  # Redis lost its data: store ours under a new epoch
             state = to_json(self.log.doc).decode()
             made = await self.bp.script("create", _CREATE)(
-                keys=[self.hash], args=[secrets.token_hex(4), state, self.log.delivered]
+                keys=[self.hash, self.stream],
+                args=[secrets.token_hex(4), state, self.log.delivered, self.ttl_ms],
             )
             logger.warning("%s: shared state was missing in Redis; stored=%s", self.key, made)
             await self._reload()
@@ -634,6 +692,9 @@ class Replica:
             proposal = next((p for p in self.proposals if not p.sent), None)
             if proposal is None:
                 return
+            if self._detached:
+                with contextlib.suppress(Exception):
+                    await self._reseed()
             try:
                 code, _ = await commit(
                     keys=[self.hash, self.stream, self.lease],
@@ -643,21 +704,49 @@ class Replica:
                         proposal.origin,
                         proposal.token,
                         self.log.epoch,
+                        self.ttl_ms,
                     ],
                 )
             except Exception as e:
                 self.bp.counters["unavailable"] += 1
+                if self.solo and _is_connection_error(e):
+                    self._alone(proposal)
+                    continue
                 logger.warning("%s: commit failed: %s", self.key, e)
                 self._fail_unsent(SharedWriteError(f"{self.key}: {_UNAVAILABLE}"))
                 return
             if code == 1:
                 proposal.sent = True
                 self.bp.counters["commits"] += 1
+                if self.solo:
+                    self._deliver(proposal.v, proposal.frame, proposal.origin)
+                    self._progress.set()
+                    self._progress = asyncio.Event()
+                    await self._after_delivery()
+                continue
+            if self.solo:  # the session was also written elsewhere: the latest state wins
+                self._alone(proposal)
                 continue
             self.bp.counters["conflicts"] += 1
             why = "another worker holds it" if code == -2 else "another change came first"
             self._fail_unsent(SharedWriteError(f"{self.key}: not committed ({why}); retry"))
             return
+
+    def _alone(self, proposal: _Proposal) -> None:
+        """A session's commit Redis did not take: the session goes on here,
+        and its whole state is stored again at the next commit."""
+        proposal.sent = True
+        self._detached = True
+        self._deliver(proposal.v, proposal.frame, proposal.origin)
+
+    async def _reseed(self) -> None:
+        log = self.log
+        assert log is not None
+        await self.bp.script("reseed", _RESEED)(
+            keys=[self.hash, self.stream],
+            args=[log.epoch, to_json(log.doc).decode(), log.delivered, self.ttl_ms],
+        )
+        self._detached = False
 
     def _fail_unsent(self, error: Exception) -> None:
         """Drop the changes not yet in Redis; the object goes back to the
@@ -703,6 +792,14 @@ class Replica:
         held = _holding.get()
         if held is not None and held.active and held.replica is self:
             yield
+            return
+        if self.solo:
+            async with self._local:
+                try:
+                    yield
+                finally:
+                    self._flush()
+                    await self._settled()
             return
         async with self._local:
             token = f"{self.bp.worker}:{next(self._tokens)}"
