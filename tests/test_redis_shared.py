@@ -184,3 +184,40 @@ async def test_redis_down_gives_a_clear_error_and_changes_nothing(redis_url: str
             assert a.count == 0
         finally:
             await bp.close()
+
+
+async def test_a_one_worker_job_runs_on_one_worker_and_moves_when_it_stops(
+    redis_url: str,
+) -> None:
+    prefix = f"t{random.getrandbits(32):x}:"
+    planes = [RedisBackplane(redis_url, prefix=prefix, lease_ms=300) for _ in range(2)]
+    running: list[int] = []
+    started = asyncio.Event()
+
+    def job(n: int) -> object:
+        async def run() -> None:
+            running.append(n)
+            started.set()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                running.remove(n)
+
+        return run
+
+    leads = [asyncio.ensure_future(bp.lead("tick", job(n))) for n, bp in enumerate(planes)]
+    try:
+        await asyncio.wait_for(started.wait(), 5)
+        await asyncio.sleep(0.5)  # renewals: still one
+        assert len(running) == 1
+        first = running[0]
+        leads[first].cancel()  # that worker stops; the lease is released
+        async with asyncio.timeout(5):
+            while running != [1 - first]:
+                await asyncio.sleep(0.02)
+    finally:
+        for lead in leads:
+            lead.cancel()
+        await asyncio.gather(*leads, return_exceptions=True)
+        for bp in planes:
+            await bp.close()
