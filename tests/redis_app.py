@@ -4,12 +4,13 @@ shared board, every session attached to it. The backplane comes from
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from starlette.applications import Starlette
 
 import ws_sync
-from ws_sync import remote_action, session_context, sync_endpoint, sync_only
+from ws_sync import remote_action, remote_task, session_context, sync_endpoint, sync_only
 from ws_sync.shared import shared
 
 
@@ -52,6 +53,10 @@ class Notes:
         self.notes.append(text)
         await self.sync()
         return len(self.notes)
+
+    @remote_task
+    async def wait(self) -> None:
+        await asyncio.Event().wait()
 
 
 board = shared("BOARD", Board)

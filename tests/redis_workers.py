@@ -99,6 +99,7 @@ class Client:
         self._prefix = uuid.uuid4().hex[:8]
         self._waiting: dict[str, asyncio.Future[Any]] = {}
         self._writes: set[str] = set()
+        self.done: list[dict[str, Any]] = []
         self._pending: set[asyncio.Future[None]] = set()
         self._ws: Any = None
         self._reader: asyncio.Task[None] | None = None
@@ -159,6 +160,8 @@ class Client:
             waiter = self._waiting.pop(frame["data"]["id"], None)
             if waiter is not None:
                 waiter.set_result(frame["data"])
+        elif event.startswith("_TASK_DONE:"):
+            self.done.append(frame)
         elif event == "_ERROR":
             self.errors.append(frame["data"])
             if frame["data"].get("id") in self._writes:  # an action waits for its result
@@ -176,6 +179,9 @@ class Client:
         data = {"type": name, "$id": call_id, **params}
         await self._send(f"_ACTION:{key or self.key}", data)
         return await asyncio.wait_for(future, 30)
+
+    async def start_task(self, name: str, key: str) -> None:
+        await self._send(f"_TASK_START:{key}", {"type": name})
 
     async def patch(self, ops: list[dict[str, Any]]) -> Any:
         """A versioned write; its acknowledgement (or `_ERROR`)."""

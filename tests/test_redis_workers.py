@@ -10,6 +10,8 @@ import pytest
 from redis_helpers import RedisServer
 from redis_workers import Client, Worker, settle
 
+from ws_sync.redis_backplane import HEARTBEAT_MS, LOST_TASK
+
 pytestmark = pytest.mark.slow
 
 
@@ -167,3 +169,19 @@ async def test_session_state_keeps_working_while_redis_is_down(
     assert failed["ok"] is False and "unreachable" in failed["error"]["message"]
     assert client.state["items"] == []
     redis.start()
+
+
+async def test_a_task_on_a_worker_that_died_is_reported_failed(workers: list[Worker]) -> None:
+    client = await connect(workers[0])
+    await client.start_task("wait", "NOTES")
+    await client.action("note", key="NOTES", text="started")  # in order: the task is running
+    workers[0].kill()
+    await client.close()
+    await asyncio.sleep(HEARTBEAT_MS / 1000 + 0.5)  # the dead worker's heartbeat runs out
+    await client.connect(workers[1].url)
+    async with asyncio.timeout(10):
+        while not client.done:
+            await asyncio.sleep(0.05)
+    [done] = client.done
+    assert done["type"] == "_TASK_DONE:NOTES"
+    assert done["data"] == {"type": "wait", "status": "failed", "error": LOST_TASK}

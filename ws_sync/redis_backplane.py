@@ -147,6 +147,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+HEARTBEAT_MS = 3000
+"""A worker counts as gone this long after its last heartbeat."""
+
+LOST_TASK = "the worker running this task stopped"
+
 _UNAVAILABLE = "the shared state is unreachable now; nothing was changed, try again"
 
 
@@ -251,6 +256,8 @@ class RedisBackplane(Backplane):
             "lag_seconds": 0.0,
         }
         self.connected = True
+        self._heartbeat: asyncio.Future[None] | None = None
+        self._background: set[asyncio.Future[Any]] = set()
 
     @property
     def client(self) -> Any:  # redis-py types its answers loosely
@@ -272,6 +279,11 @@ class RedisBackplane(Backplane):
         await self.client.ping()
 
     async def close(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(BaseException):
+                await self._heartbeat
+            self._heartbeat = None
         for replica in list(self._replicas.values()):
             await replica.stop()
         self._replicas.clear()
@@ -287,6 +299,7 @@ class RedisBackplane(Backplane):
         raise RuntimeError(f"shared object {handle.key!r} must be loaded from Redis first")
 
     async def open(self, handle: Shared[Any]) -> Any:
+        self._beat()
         replica = Replica(self, handle.key, self.key("obj", handle.key), handle)
         obj = await replica.open()
         self._replicas[handle.key] = replica
@@ -356,6 +369,44 @@ class RedisBackplane(Backplane):
                 continue  # shared: kept already
             replica = Replica(self, key, f"{record}:{key}", ttl_ms=ttl_ms)
             await replica.adopt(sync.obj)
+        self._beat()
+        await self._lost_tasks(session, record)
+        session.on_task = lambda obj, task, on: self._note_task(record, obj, task, on)
+
+    def _beat(self) -> None:
+        """Keep ``worker:{id}`` alive while this worker runs (tasks left by
+        a worker without one are reported failed)."""
+        if self._heartbeat is None or self._heartbeat.done():
+            self._heartbeat = asyncio.ensure_future(self._beating())
+
+    async def _beating(self) -> None:
+        while True:
+            with contextlib.suppress(Exception):
+                await self.client.set(self.key("worker", self.worker), 1, px=HEARTBEAT_MS)
+            await asyncio.sleep(HEARTBEAT_MS / 3000)
+
+    def _note_task(self, record: str, obj: str, task: str, on: bool) -> None:
+        name = f"task:{obj}:{task}"
+        r = self.client
+        call = r.hset(record, name, self.worker) if on else r.hdel(record, name)
+        pending = asyncio.ensure_future(call)
+        self._background.add(pending)
+        pending.add_done_callback(self._background.discard)
+        pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    async def _lost_tasks(self, session: Any, record: str) -> None:
+        """Tasks of the session noted by a worker that is gone: each gets
+        its `_TASK_DONE` "failed" on the client's next connection."""
+        noted = await self.client.hgetall(record)
+        for name, worker in noted.items():
+            if not name.startswith("task:") or worker == self.worker:
+                continue
+            if await self.client.exists(self.key("worker", worker)):
+                continue  # still running there
+            await self.client.hdel(record, name)
+            obj, _, task = name[5:].partition(":")
+            done = {"type": task, "status": "failed", "error": LOST_TASK}
+            session.task_ended(obj, task, wire.encode(wire.task_done_event(obj), done))
 
     def stats(self) -> dict[str, float]:
         out = dict(self.counters)
