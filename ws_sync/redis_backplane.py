@@ -871,8 +871,16 @@ class Replica:
                 _holding.reset(reset)
                 self._token = ""
                 renewing.cancel()
-                with contextlib.suppress(Exception):
-                    await self.bp.script("release", _RELEASE)(keys=[self.lease], args=[token])
+                self._release(token)  # the answer need not wait for it
+
+    def _release(self, token: str) -> None:
+        async def release() -> None:
+            with contextlib.suppress(Exception):
+                await self.bp.script("release", _RELEASE)(keys=[self.lease], args=[token])
+
+        pending = asyncio.ensure_future(release())
+        self.bp._background.add(pending)
+        pending.add_done_callback(self.bp._background.discard)
 
     async def _acquire(self, token: str) -> int:
         lease = self.bp.script("lease", _LEASE)
