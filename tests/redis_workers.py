@@ -21,6 +21,7 @@ from e2e_helpers import free_port, port_open
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
+QUIET = ("--host", "127.0.0.1", "--log-level", "warning")
 
 
 class Worker:
@@ -41,7 +42,7 @@ class Worker:
         }
         port = str(self.port)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", self.app, "--host", "127.0.0.1", "--port", port],
+            [sys.executable, "-m", "uvicorn", self.app, "--port", port, *QUIET],
             env=env,
             cwd=TESTS,
         )
