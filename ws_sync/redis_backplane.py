@@ -460,6 +460,7 @@ class Replica:
         self._reload_at: int | None = None
         self._obj: Any = None
         self._stopping = False
+        self._releasing: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ #
     # loading
@@ -881,8 +882,12 @@ class Replica:
         pending = asyncio.ensure_future(release())
         self.bp._background.add(pending)
         pending.add_done_callback(self.bp._background.discard)
+        self._releasing = pending
 
     async def _acquire(self, token: str) -> int:
+        releasing = self._releasing
+        if releasing is not None and not releasing.done():
+            await asyncio.wait([releasing])  # our own last lease first, or we wait on it
         lease = self.bp.script("lease", _LEASE)
         deadline = time.monotonic() + ACQUIRE_TIMEOUT
         wait = 0.001
