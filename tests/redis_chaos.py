@@ -20,6 +20,8 @@ from collections import Counter as Tally
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import websockets
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from redis_helpers import RedisServer
@@ -57,12 +59,27 @@ async def player(
                     if "ack" in answer:
                         out.acked.add(item)
             return client
-        except (ConnectionError, OSError, TimeoutError):
+        except (ConnectionError, OSError, TimeoutError, websockets.ConnectionClosed):
             await client.close()  # its worker died: on to another one, nothing resent
             await asyncio.sleep(0.05)
             if time.monotonic() >= stop:
-                await client.connect(rng.choice(workers).url)
                 return client
+
+
+async def reconnected(client: Client, workers: list[Worker], rng: random.Random) -> Client:
+    """The client on a live worker, resuming from what it holds (its own may
+    have been killed at the very end)."""
+    for _ in range(50):
+        if client.connected:
+            return client
+        await client.close()
+        with contextlib.suppress(ConnectionError, OSError, websockets.ConnectionClosed):
+            await client.connect(rng.choice(workers).url)
+            await client.ready(10)
+            await asyncio.sleep(0.2)  # the resume frames
+            continue
+        await asyncio.sleep(0.2)
+    return client
 
 
 async def chaos(workers: list[Worker], rng: random.Random, stop: float, out: Outcome) -> None:
@@ -86,6 +103,7 @@ async def run(seconds: float, n_workers: int, n_clients: int, seed: int) -> Outc
             clients, _ = await asyncio.gather(
                 asyncio.gather(*players), chaos(workers, rng, stop, out)
             )
+            clients = [await reconnected(c, workers, rng) for c in clients]
             judge = Client()
             await judge.connect(workers[0].url)
             await judge.ready()

@@ -113,6 +113,10 @@ class Client:
         self._reader = asyncio.ensure_future(self._read())
         return self
 
+    @property
+    def connected(self) -> bool:
+        return self._reader is not None and not self._reader.done()
+
     async def close(self) -> None:
         if self._ws is not None:
             with contextlib.suppress(Exception):
@@ -132,6 +136,7 @@ class Client:
         for waiter in self._waiting.values():
             if not waiter.done():
                 waiter.set_exception(ConnectionError("connection closed"))
+                waiter.exception()  # retrieved: its caller, if still waiting, raises it
 
     def _frame(self, frame: dict[str, Any]) -> None:
         event = frame["type"]

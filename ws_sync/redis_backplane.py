@@ -724,6 +724,7 @@ class Replica:
         sync, log = self.sync, self.log
         assert sync is not None and log is not None
         sync.collect()
+        sync._stale = False  # the committed state is JSON: what was not is gone
         load_state(sync, log.doc)
         log.version = log.delivered + sum(1 for p in self.proposals if p.sent)
 
