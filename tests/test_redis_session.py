@@ -3,15 +3,18 @@ process standing for two workers)."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Iterator
 
 import pytest
 from redis.asyncio import Redis
 from redis_helpers import RedisServer
-from session_helpers import Counter
+from session_helpers import Counter, recv, send
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
 
-from ws_sync import Session
+from ws_sync import Session, backplane, sync_endpoint
 from ws_sync.redis_backplane import RedisBackplane
 
 
@@ -78,3 +81,36 @@ async def test_a_session_keeps_working_while_redis_is_down() -> None:
                 await other.close()
         finally:
             await bp.close()
+
+
+def test_sessions_are_kept_in_their_principal_namespace(redis_url: str) -> None:
+
+    prefix = f"p{random.getrandbits(32):x}:"
+    saved = backplane._current
+    try:
+        route = sync_endpoint(
+            Counter,
+            backplane=RedisBackplane(redis_url, prefix=prefix),
+            authenticate=lambda ws: ws.headers.get("x-user"),
+        )
+        app = Starlette(routes=[route])
+        with TestClient(app) as tc:
+            for who in ("ann", "bob"):
+                with tc.websocket_connect("/ws", headers={"x-user": who}) as ws:
+                    assert recv(ws)["type"] == "_REQUEST_USER_SESSION"
+                    send(ws, "_USER_SESSION", {"user": "u", "session": "s"})
+                    assert recv(ws)["data"]["count"] == 0  # bob does not get ann's state
+                    send(ws, "_ACTION:COUNTER", {"type": "increment", "by": 5})
+                    assert recv(ws)["data"][0]["value"] == 5
+
+        async def keys() -> list[str]:
+            r = Redis.from_url(redis_url, decode_responses=True)
+            try:
+                return sorted(await r.keys(f"{prefix}session:*:COUNTER"))
+            finally:
+                await r.aclose()
+
+        found = asyncio.run(keys())
+        assert found == [f"{prefix}session:ann/u:s:COUNTER", f"{prefix}session:bob/u:s:COUNTER"]
+    finally:
+        backplane._current = saved
