@@ -94,6 +94,6 @@ class CommitLog:
         which gets `reply` instead. Only a log that is not `local` has one."""
         raise NotImplementedError("only a backplane's log routes its commits")
 
-    def set_frame(self, key: str) -> str:
+    def set_frame(self, key: str, **fields: Any) -> str:
         """`_SET` of the committed state. Only a log that is not `local` has one."""
         raise NotImplementedError("only a backplane's log has a state of its own")

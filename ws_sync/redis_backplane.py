@@ -207,8 +207,10 @@ class ReplicaLog(CommitLog):
         proposal.exclude = exclude
         proposal.reply = reply
 
-    def set_frame(self, key: str) -> str:
-        return wire.encode_with(wire.set_event(key), self.doc, v=self.delivered, epoch=self.epoch)
+    def set_frame(self, key: str, **fields: Any) -> str:
+        return wire.encode_with(
+            wire.set_event(key), self.doc, v=self.delivered, epoch=self.epoch, **fields
+        )
 
     def since(self, epoch: str, version: int) -> list[str] | None:
         if epoch != self.epoch or not 0 <= version <= self.delivered:

@@ -352,7 +352,7 @@ class Sync(UpstreamSync):
     def _set_frame(self, version: int | None = None, **fields: Any) -> str:
         log = self.log
         if not log.local:  # the committed state, not changes still on their way
-            return log.set_frame(self.key)
+            return log.set_frame(self.key, **fields)
         v = log.version if version is None else version
         return wire.encode_with(
             wire.set_event(self.key), self.state(), v=v, epoch=log.epoch, **fields
