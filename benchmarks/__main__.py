@@ -29,6 +29,7 @@ SECTIONS = [
     "memory",
     "inbound",
     "versioned",
+    "redis",
 ]
 ALIASES = {str(i + 1): name for i, name in enumerate(SECTIONS)}
 

@@ -18,10 +18,14 @@ phase() { echo "[${SECONDS}s] $*"; }
 
 . scripts/env.sh
 ensure_build_deps
-python -m pip install -q -e ".[test,bench,docs,package]"
+python -m pip install -q -e ".[test,bench,docs,package,redis]"
 
 if ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  apt_install redis-server  # the backplane tests start private ones
 fi
 
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then

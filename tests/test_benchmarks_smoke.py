@@ -23,6 +23,7 @@ SECTIONS = [
     "memory",
     "inbound",
     "versioned",
+    "redis",
 ]
 
 

@@ -8,6 +8,11 @@ subscriber. A client that reconnects holding version n of an epoch gets the
 frames after n from the history, or, if they are gone (or the epoch is not
 this object's: another process, a rebuilt object), a `_SET`.
 
+A backplane plugs in here: a log whose `local` is False (`ws_sync.shared`)
+takes each commit as a proposal (`append` only reserves its version), and
+`route` says who gets it once the backplane has it in its one total order;
+`set_frame` is then the committed state, not changes still on their way.
+
 History costs memory per object: at most `HISTORY_COMMITS` frames and
 `HISTORY_CHARS` characters by default, the oldest dropped first.
 """
@@ -15,6 +20,7 @@ History costs memory per object: at most `HISTORY_COMMITS` frames and
 from __future__ import annotations
 
 import secrets
+from typing import Any, ClassVar
 
 HISTORY_COMMITS = 256
 """Commits kept per object for resume; a client further behind gets `_SET`."""
@@ -26,6 +32,9 @@ class CommitLog:
     """The version of one object and the frames of its recent commits."""
 
     __slots__ = ("_chars", "_frames", "epoch", "max_chars", "max_commits", "version")
+
+    local: ClassVar[bool] = True
+    """Commits are delivered by their `Sync` at once (False: by a backplane)."""
 
     def __init__(self, max_commits: int = HISTORY_COMMITS, max_chars: int = HISTORY_CHARS) -> None:
         self.epoch = secrets.token_hex(4)
@@ -79,3 +88,12 @@ class CommitLog:
     def chars(self) -> int:
         """Characters of history held."""
         return self._chars
+
+    def route(self, frame: str, exclude: Any = None, reply: str | None = None) -> None:
+        """Who gets `frame` once committed: every subscriber but `exclude`,
+        which gets `reply` instead. Only a log that is not `local` has one."""
+        raise NotImplementedError("only a backplane's log routes its commits")
+
+    def set_frame(self, key: str, **fields: Any) -> str:
+        """`_SET` of the committed state. Only a log that is not `local` has one."""
+        raise NotImplementedError("only a backplane's log has a state of its own")

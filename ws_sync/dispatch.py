@@ -221,7 +221,10 @@ class Dispatcher:
         apply = sync.handle_client_set if event.startswith("_SET") else sync.handle_client_patch
         start = time.perf_counter()
         try:
-            apply(data, self.session, self.write_id, self.base)
+            if sync.gate is None:
+                apply(data, self.session, self.write_id, self.base)
+            else:
+                await sync.gate.write(apply, data, self.session, self.write_id, self.base)
         except ClientWriteError as e:
             self.error(event, e.message, e.errors)
             self._resend(event, sync)
@@ -255,7 +258,10 @@ class Dispatcher:
             if method.allow is not None and not await self._allowed(sync, method, args, kwargs):
                 self._forbid(event, sync, method)
                 return
-            result = await invoke(method.bind(sync.obj), *args, **kwargs)
+            if sync.gate is None:
+                result = await invoke(method.bind(sync.obj), *args, **kwargs)
+            else:  # shared across processes: one handler at a time, committed before the answer
+                result = await sync.gate.run(invoke, method.bind(sync.obj), *args, **kwargs)
         except Exception as e:
             self.session.flush_pending()  # the state first, then the answer
             f = self._failed(event, e, f"{sync.key}: action {method.key!r}")

@@ -59,6 +59,9 @@ from starlette.websockets import WebSocket
 from . import wire
 from .address import TrustedProxies, client_address
 from .auth import Authenticate, audit, identity, principal_of
+from .backplane import Backplane
+from .backplane import current as current_backplane
+from .backplane import use as use_backplane
 from .connection import CLOSE_POLICY, CLOSE_TOO_SLOW, Connection
 from .hello import wants_versions
 from .hosts import host_allowed, host_patterns
@@ -67,6 +70,7 @@ from .origin import origin_allowed
 from .protocol import INVALID, error_frame
 from .registry import HandshakeError, RegistryFull, SessionRegistry, opening, reject
 from .session import Session, Tabs
+from .shared import ready_all
 
 STATIC_DIR = Path(__file__).parent / "static"
 CLOSE_INTERNAL = 1011
@@ -90,6 +94,7 @@ def sync_endpoint(
     expose_errors: bool = False,
     tabs: Tabs = "auto",
     authenticate: Authenticate | None = None,
+    backplane: Backplane | str | None = None,
 ) -> WebSocketRoute:
     """A `WebSocketRoute` at `path` serving sessions built by `factory`.
 
@@ -101,13 +106,17 @@ def sync_endpoint(
     ``expose_errors=True`` shows them its text (see `ws_sync.errors`).
     ``tabs`` says whether a session's connections share it or the newest
     takes over (`Session.new_connection`). ``authenticate`` gives each
-    connection its principal (see `ws_sync.auth`).
+    connection its principal (see `ws_sync.auth`). ``backplane`` (a
+    `Backplane` or a URL, default ``WS_SYNC_BACKPLANE``) is where
+    `ws_sync.shared` objects live (`ws_sync.backplane`).
 
     Per-address limits (the frame budget of `Limits.address_rate`,
     ``max_sessions_per_address``) count the client address of the ASGI
     scope; with ``trusted_proxies`` (addresses, networks or ``"*"``), the one
     such a proxy names in ``X-Forwarded-For`` (see `ws_sync.address`).
     """
+    if backplane is not None:
+        use_backplane(backplane)
     limits = limits or Limits()
     proxies = TrustedProxies(trusted_proxies) if trusted_proxies is not None else None
     budgets = AddressBuckets(limits.address_rate, limits.address_burst)
@@ -125,11 +134,15 @@ def sync_endpoint(
     else:
         registry = None
 
-    async def create(user: Any = None) -> Session:
+    async def create(user: Any = None, ids: tuple[str, str] | None = None) -> Session:
         try:
-            return await new_session(
+            await ready_all()  # shared objects load before the first session uses them
+            session = await new_session(
                 factory, limits, expose_errors=expose_errors, tabs=tabs, user=user
             )
+            if ids is not None:  # kept in the backplane, in the principal's namespace
+                await current_backplane().adopt(session, ids, session_ttl)
+            return session
         except Exception as e:
             logger.exception("sync_endpoint: the session factory failed")
             raise FactoryError from e
@@ -179,7 +192,8 @@ def sync_endpoint(
         try:
             ids = await opening(conn, ids=True, hello=versioned)
             assert ids is not None
-            session = await registry.open(ids, lambda: create(user), address, owner)
+            kept = (f"{owner}/{ids[0]}", ids[1]) if owner is not None else ids
+            session = await registry.open(ids, lambda: create(user, kept), address, owner)
         except HandshakeError as e:
             await reject(conn, str(e))
             return

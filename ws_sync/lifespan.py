@@ -14,6 +14,10 @@ reconnects to the next server, and `on_terminate` runs. Closing sockets and the
 hooks get another ``grace`` seconds; whatever still runs then is abandoned, so
 the process exits.
 
+At startup it connects the backplane (`ws_sync.backplane`), loads the
+`ws_sync.shared` objects and starts the `ws_sync.shared.one_worker` jobs; at
+shutdown, after the sessions, it stops them and disconnects.
+
 Uvicorn closes every WebSocket with 1012 itself before the lifespan shutdown,
 then waits for the endpoints to return (for ever, unless
 ``timeout_graceful_shutdown`` is set); sessions that survive reconnects are
@@ -32,7 +36,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from . import registry, session
+from . import registry, session, shared
 
 CLOSE_SERVICE_RESTART = 1012
 
@@ -52,10 +56,12 @@ def lifespan(app_lifespan: Lifespan | None = None, *, grace: float = 3.0) -> Lif
     async def run(app: Any) -> AsyncIterator[Any]:
         inner = app_lifespan(app) if app_lifespan is not None else contextlib.nullcontext()
         async with inner as state:
+            jobs = await shared.start()
             try:
                 yield state
             finally:
                 await close_sessions(grace=grace)
+                await shared.stop(jobs)
 
     return run
 

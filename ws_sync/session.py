@@ -110,6 +110,9 @@ class Session:
         self._runs: set[tasks.TaskRun] = set()
         self._calls: Recent | None = None
         self._ended: dict[tuple[str, str], str] | None = None  # see `task_ended`
+        self.on_task: Callable[[str, str, bool], None] | None = None
+        """Told (object key, task key, running) as tasks start and end, by a
+        backplane that keeps the session (`ws_sync.backplane`)."""
         _live[self] = asyncio._get_running_loop()
         session_context.set(self)  # objects built next in this task belong to it
 

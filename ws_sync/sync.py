@@ -130,6 +130,9 @@ class Sync(UpstreamSync):
         self._trailing: asyncio.TimerHandle | None = None
         self._write_policy = hasattr(type(obj), "can_write")
         self._read_policy = hasattr(type(obj), "can_read")
+        self.gate: Any = None
+        """For an object shared across processes: runs its handlers one at a
+        time across the deployment (`ws_sync.shared`); None otherwise."""
 
         selection = select_attributes(obj, sync_all, include, exclude)
         self.attributes: dict[str, str] = {
@@ -314,7 +317,11 @@ class Sync(UpstreamSync):
         waits in the history, or a `_SET` carries it."""
         ops = self._collect()
         if ops or self._stale:
-            self.publish(self._commit(ops), exclude)
+            frame = self._commit(ops)
+            if self.log.local:
+                self.publish(frame, exclude)
+            else:  # a backplane delivers it, once committed there (`ws_sync.shared`)
+                self.log.route(frame, exclude)
         self._last_sync = time.monotonic()
         return ops
 
@@ -344,6 +351,8 @@ class Sync(UpstreamSync):
 
     def _set_frame(self, version: int | None = None, **fields: Any) -> str:
         log = self.log
+        if not log.local:  # the committed state, not changes still on their way
+            return log.set_frame(self.key, **fields)
         v = log.version if version is None else version
         return wire.encode_with(
             wire.set_event(self.key), self.state(), v=v, epoch=log.epoch, **fields
@@ -514,17 +523,28 @@ class Sync(UpstreamSync):
         ops = self.collect()
         if write_id is not None:
             fields = {"ack": write_id, "dropped": dropped} if dropped else {"ack": write_id}
-            self.publish(self._commit(ops, **fields))
+            frame = self._commit(ops, **fields)
+            if self.log.local:
+                self.publish(frame)
+            else:
+                self.log.route(frame)
             if self._writes is None:
                 self._writes = Recent()
             self._writes.put(write_id, str(self.log.version))
             return
         if not ops:
             return
-        self.publish(self._commit(ops), exclude=sender)  # the flush above sent any _SET due
+        frame = self._commit(ops)
         back = [op for op in ops if not _is_echo(op, echo_free)]
+        reply = None
         if back and sender is not None and sender.is_connected:
-            sender.send_frame(wire.encode_with(self._patch_event, back, v=self.log.version))
+            reply = wire.encode_with(self._patch_event, back, v=self.log.version)
+        if not self.log.local:
+            self.log.route(frame, sender, reply)
+            return
+        self.publish(frame, exclude=sender)  # the flush above sent any _SET due
+        if reply is not None:
+            sender.send_frame(reply)
 
     @property
     def calls(self) -> Recent:

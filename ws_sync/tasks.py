@@ -96,6 +96,9 @@ class TaskRun:
             del runs[self.key]
         self.session._runs.discard(self)
         _set_running(self.sync, self.key, False)
+        note = getattr(self.session, "on_task", None)  # stand-ins for a session lack it
+        if note is not None:
+            note(self.sync.key, self.key, False)
         done: dict[str, Any] = {"type": self.key, "status": status}
         if status == "completed":
             done["result"] = result
@@ -156,6 +159,9 @@ def start(
     handles = getattr(sync.running_tasks, "handles", None)
     if handles is not None:
         handles[method.key] = run.task
+    note = getattr(session, "on_task", None)
+    if note is not None:  # a backplane keeps the session: it notes the task
+        note(sync.key, method.key, True)
     return run
 
 

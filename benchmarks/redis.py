@@ -1,0 +1,525 @@
+# ruff: noqa: RUF001
+"""Section 9: scale-out on Redis (`ws_sync.redis_backplane`).
+
+Real uvicorn workers (separate processes, one app module) and one private
+redis-server, measured against a raw Redis publish -> subscribe round trip
+and against one in-process worker in the same run:
+
+- action -> patch latency, the action sent to one worker and the patch seen
+  by a client of another;
+- CPU-seconds per delivered op (workers and redis-server) and Redis commands
+  per commit (from ``INFO commandstats``);
+- fan-out of one commit to many clients spread over 2 workers, per
+  subscriber, next to the same clients on one in-process worker;
+- throughput of actions on one shared object from clients of 2 workers;
+- growth with the number of workers, simulated with 1-8 replicas of one
+  object in one process (2 cores cannot run 8 worker processes fairly).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+from .common import (
+    REPO_DIR,
+    Config,
+    Progress,
+    SectionResult,
+    Stats,
+    Target,
+    fmt_ratio,
+    fmt_time,
+    md_table,
+)
+from .plots import COLORS, pyplot
+
+KEY = "redis"
+TITLE = "9. Scale-out on Redis"
+TICK = os.sysconf("SC_CLK_TCK")
+NO_PERSISTENCE = ("--appendonly", "no", "--dir")
+UVICORN = ("--log-level", "warning", "--ws-max-queue", "1024", "--port")
+IN_SCRIPTS = {"get", "set", "del", "hget", "hmget", "hset", "xadd", "exists", "pexpire", "xtrim"}
+"""Commands the Lua scripts run inside Redis: not round trips of their own."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + 20
+    while True:
+        with socket.socket() as s:
+            s.settimeout(0.2)
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not start on port {port}")
+        time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def redis_server() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+    port = _free_port()
+    workdir = tempfile.mkdtemp(prefix="ws-sync-bench-redis-")
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", *NO_PERSISTENCE, workdir],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        _wait_port(port, proc, "redis-server")
+        yield f"redis://127.0.0.1:{port}/0", proc
+    finally:
+        proc.kill()
+        proc.wait(10)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def workers(n: int, backplane: str) -> Iterator[list[tuple[int, subprocess.Popen[bytes]]]]:
+    env = {**os.environ, "WS_SYNC_BACKPLANE": backplane, "PYTHONPATH": str(REPO_DIR)}
+    started: list[tuple[int, subprocess.Popen[bytes]]] = []
+    try:
+        for _ in range(n):
+            port = _free_port()
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "benchmarks.redis_server:app",
+                    *UVICORN,
+                    str(port),
+                ],
+                env=env,
+                cwd=REPO_DIR,
+            )
+            started.append((port, proc))
+        for port, proc in started:
+            _wait_port(port, proc, "worker")
+        yield started
+    finally:
+        for _, proc in started:
+            proc.terminate()
+        for _, proc in started:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def round_trips(calls: dict[str, float]) -> dict[str, float]:
+    """The commands sent by a worker, not run by a script inside Redis."""
+    return {k: v for k, v in calls.items() if k not in IN_SCRIPTS and k != "info" and v > 0}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICK
+
+
+class Client:
+    """A protocol-1 client of the counter: its version, and when each arrived."""
+
+    def __init__(self) -> None:
+        self.version = -1
+        self.arrived: dict[int, float] = {}
+        self.results: asyncio.Queue[float] = asyncio.Queue()
+        self._ws: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self.ready = asyncio.Event()
+
+    async def connect(self, port: int) -> Client:
+        import websockets
+
+        self._ws = await websockets.connect(f"ws://127.0.0.1:{port}/ws", max_size=None)
+        self._reader = asyncio.ensure_future(self._read())
+        await asyncio.wait_for(self.ready.wait(), 20)
+        return self
+
+    async def _read(self) -> None:
+        with contextlib.suppress(Exception):
+            async for raw in self._ws:
+                now = time.perf_counter()
+                frame = json.loads(raw)
+                kind = frame["type"]
+                if kind.startswith("_SET"):
+                    self.version = frame["v"]
+                    self.ready.set()
+                elif kind.startswith("_PATCH"):
+                    self.version = frame["v"]
+                    self.arrived[frame["v"]] = now
+                elif kind.startswith("_ACTION_RESULT"):
+                    self.results.put_nowait(now)
+
+    async def act(self) -> None:
+        await self._ws.send('{"type":"_ACTION:COUNTER","data":{"type":"increment","$id":1}}')
+
+    async def act_and_wait(self) -> None:
+        await self.act()
+        await self.results.get()
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._ws.close()
+        if self._reader is not None:
+            self._reader.cancel()
+
+
+async def until(check: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark step timed out")
+        await asyncio.sleep(0.0005)
+
+
+@contextlib.asynccontextmanager
+async def clients(ports: list[int], n: int) -> AsyncIterator[list[Client]]:
+    made = [Client() for _ in range(n)]
+    try:
+        for i in range(0, n, 50):
+            await asyncio.gather(
+                *(c.connect(ports[j % len(ports)]) for j, c in enumerate(made[i : i + 50], start=i))
+            )
+        yield made
+    finally:
+        await asyncio.gather(*(c.close() for c in made))
+
+
+# --------------------------------------------------------------------------- #
+# measurements
+
+
+async def raw_round_trip(url: str, n: int) -> list[float]:
+    """Redis PUBLISH -> a subscriber's message, the floor of any cross-worker hop."""
+    from redis.asyncio import Redis
+
+    pub, sub = Redis.from_url(url), Redis.from_url(url)
+    ps = sub.pubsub()
+    await ps.subscribe("bench")
+    await ps.get_message(timeout=1)
+    samples = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        await pub.publish("bench", str(i))
+        while (await ps.get_message(timeout=5)) is None:
+            pass
+        samples.append(time.perf_counter() - t0)
+    await ps.aclose()
+    await pub.aclose()
+    await sub.aclose()
+    return samples
+
+
+async def action_to_patch(ports: list[int], n: int) -> list[float]:
+    """The action sent on the first port, the patch seen by a client of the last."""
+    async with clients([ports[0], ports[-1]], 2) as (sender, watcher):
+        samples = []
+        for _ in range(n):
+            await until(lambda: sender.version == watcher.version)
+            target = watcher.version + 1
+            t0 = time.perf_counter()
+            await sender.act()
+            await until(lambda target=target: target in watcher.arrived)
+            samples.append(watcher.arrived[target] - t0)
+            await sender.results.get()
+        return samples
+
+
+async def fan_out(ports: list[int], subscribers: int, rounds: int) -> list[float]:
+    """One action, until every subscriber has its patch; seconds per subscriber."""
+    async with clients(ports, subscribers + 1) as made:
+        sender, rest = made[0], made[1:]
+        samples = []
+        for _ in range(rounds):
+            await until(lambda: all(c.version == sender.version for c in rest))
+            target = sender.version + 1
+            t0 = time.perf_counter()
+            await sender.act()
+            await until(lambda target=target: all(target in c.arrived for c in rest))
+            last = max(c.arrived[target] for c in rest)
+            samples.append((last - t0) / subscribers)
+            await sender.results.get()
+        return samples
+
+
+async def throughput(ports: list[int], per_port: int, seconds: float) -> float:
+    """Actions per second on one object, each client waiting for its answers."""
+    async with clients(ports, per_port * len(ports)) as made:
+        stop = time.monotonic() + seconds
+        done = 0
+
+        async def play(c: Client) -> None:
+            nonlocal done
+            while time.monotonic() < stop:
+                await c.act_and_wait()
+                done += 1
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(play(c) for c in made))
+        return done / (time.perf_counter() - t0)
+
+
+async def commandstats(url: str) -> dict[str, int]:
+    from redis.asyncio import Redis
+
+    r = Redis.from_url(url)
+    try:
+        stats = await r.info("commandstats")
+        return {k.removeprefix("cmdstat_"): int(v["calls"]) for k, v in stats.items()}
+    finally:
+        await r.aclose()
+
+
+async def redis_cpu(url: str) -> float:
+    from redis.asyncio import Redis
+
+    r = Redis.from_url(url)
+    try:
+        info = await r.info("cpu")
+        return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+    finally:
+        await r.aclose()
+
+
+async def costs(url: str | None, ports: list[int], pids: list[int], n: int) -> dict[str, Any]:
+    """CPU-seconds (workers, redis-server) and Redis commands for `n` actions
+    by a client of the first worker with a watcher on each worker."""
+    async with clients(ports, len(ports) + 1) as made:
+        sender, watchers = made[0], made[1:]
+        cpu0 = sum(cpu_seconds(p) for p in pids)
+        rcpu0 = await redis_cpu(url) if url else 0.0
+        cmd0 = await commandstats(url) if url else {}
+        for _ in range(n):
+            await sender.act_and_wait()
+        await until(lambda: all(w.version == sender.version for w in watchers))
+        cpu = sum(cpu_seconds(p) for p in pids) - cpu0
+        rcpu = (await redis_cpu(url) - rcpu0) if url else 0.0
+        cmd1 = await commandstats(url) if url else {}
+    calls = {k: v - cmd0.get(k, 0) for k, v in cmd1.items() if v - cmd0.get(k, 0) > 0}
+    calls.pop("info", None)
+    delivered = n * len(made)
+    return {
+        "cpu_per_delivered": (cpu + rcpu) / delivered,
+        "worker_cpu_per_commit": cpu / n,
+        "redis_cpu_per_commit": rcpu / n,
+        "commands_per_commit": {k: v / n for k, v in sorted(calls.items())},
+    }
+
+
+async def simulated_workers(url: str, counts: list[int], n: int) -> list[dict[str, Any]]:
+    """`k` replicas of one object in this process, standing for `k` workers:
+    one commits `n` increments, all deliver them."""
+    from ws_sync.redis_backplane import RedisBackplane
+    from ws_sync.shared import shared
+
+    from .redis_server import Counter
+
+    rows = []
+    for k in counts:
+        prefix = f"sim{k}-{random.getrandbits(24):x}:"
+        planes = [RedisBackplane(url, prefix=prefix) for _ in range(k)]
+        handles = [shared("COUNTER", Counter, backplane=bp) for bp in planes]
+        for h in handles:
+            await h.ready()
+        gate = handles[0].sync.gate
+        await gate.run(handles[0].obj.increment)  # warm
+        cmd0 = await commandstats(url)
+        cpu0, rcpu0, t0 = time.process_time(), await redis_cpu(url), time.perf_counter()
+        for _ in range(n):
+            await gate.run(handles[0].obj.increment)
+        target = handles[0].sync.log.delivered
+        replicas = list(handles)
+        await until(lambda: all(h.sync.log.delivered == target for h in replicas))  # noqa: B023
+        wall = time.perf_counter() - t0
+        cpu, rcpu = time.process_time() - cpu0, await redis_cpu(url) - rcpu0
+        cmd1 = await commandstats(url)
+        calls = sum(round_trips({k2: v - cmd0.get(k2, 0) for k2, v in cmd1.items()}).values())
+        rows.append(
+            {
+                "workers": k,
+                "wall_per_commit": wall / n,
+                "cpu_per_commit": (cpu + rcpu) / n,
+                "commands_per_commit": calls / n,
+            }
+        )
+        for bp in planes:
+            await bp.close()
+    return rows
+
+
+# --------------------------------------------------------------------------- #
+# the section
+
+
+def run(cfg: Config, progress: Progress) -> SectionResult:
+    return asyncio.run(_run(cfg, progress))
+
+
+async def _run(cfg: Config, progress: Progress) -> SectionResult:
+    n = cfg.pick(300, 30)
+    fan = cfg.pick(1000, 40)
+    rounds = cfg.pick(10, 3)
+    seconds = cfg.pick(5.0, 1.0)
+    data: dict[str, Any] = {}
+    with redis_server() as (url, redis_proc):
+        progress("raw Redis publish -> subscribe")
+        data["raw"] = Stats.of(await raw_round_trip(url, n)).to_dict()
+        with workers(1, "memory://") as one:
+            ports, pids = [p for p, _ in one], [w.pid for _, w in one]
+            progress("one in-process worker")
+            data["single"] = Stats.of(await action_to_patch(ports, n)).to_dict()
+            data["single_costs"] = await costs(None, ports, pids, n)
+            data["single_fanout"] = Stats.of(await fan_out(ports, fan, rounds)).to_dict()
+            data["single_throughput"] = await throughput(ports, 8, seconds)
+        with workers(2, url) as two:
+            ports, pids = [p for p, _ in two], [w.pid for _, w in two]
+            progress("two workers on Redis")
+            data["cross"] = Stats.of(await action_to_patch(ports, n)).to_dict()
+            data["costs"] = await costs(url, ports, pids, n)
+            progress(f"fan-out to {fan} clients over 2 workers")
+            data["fanout"] = Stats.of(await fan_out(ports, fan, rounds)).to_dict()
+            data["throughput"] = await throughput(ports, 4, seconds)
+        progress("simulated workers")
+        data["scaling"] = await simulated_workers(url, [1, 2, 4, 8], cfg.pick(200, 20))
+        del redis_proc
+    data["sizes"] = {"samples": n, "fanout": fan, "rounds": rounds, "seconds": seconds}
+    return _report(cfg, data)
+
+
+def _report(cfg: Config, d: dict[str, Any]) -> SectionResult:
+    raw, single, cross = d["raw"]["median"], d["single"]["median"], d["cross"]["median"]
+    goal = 2 * raw + single
+    commands = d["costs"]["commands_per_commit"]
+    total_cmds = sum(round_trips(commands).values())
+    rows = [
+        ["raw Redis PUBLISH -> subscriber", fmt_time(raw), ""],
+        ["action -> patch, one in-process worker", fmt_time(single), ""],
+        ["action -> patch, across 2 workers (Redis)", fmt_time(cross), fmt_ratio(cross / raw)],
+    ]
+    md = [f"## {TITLE}", "", __doc__.split("\n\n", 1)[1].strip(), "", "### Latency (p50)", ""]
+    md += [md_table(["path", "p50", "× raw Redis"], rows), ""]
+    md += ["### Costs per commit (2 workers, a watcher on each, the sender on the first)", ""]
+    cost_rows = [
+        [
+            "CPU-seconds per delivered op (workers + redis-server)",
+            fmt_time(d["costs"]["cpu_per_delivered"]),
+            fmt_time(d["single_costs"]["cpu_per_delivered"]),
+        ],
+        [
+            "worker CPU per commit (all workers)",
+            fmt_time(d["costs"]["worker_cpu_per_commit"]),
+            fmt_time(d["single_costs"]["worker_cpu_per_commit"]),
+        ],
+        ["redis-server CPU per commit", fmt_time(d["costs"]["redis_cpu_per_commit"]), "-"],
+        ["Redis round trips per commit", f"{total_cmds:.2f}", "0"],
+    ]
+    md += [md_table(["measure", "Redis, 2 workers", "in-process, 1 worker"], cost_rows), ""]
+    md += [
+        "Round trips are the commands the workers send (EVALSHA: lease, commit, release;"
+        " XREAD: one per worker); all commands Redis ran per commit, scripts' included: "
+        + ", ".join(f"{k} {v:.2f}" for k, v in commands.items()),
+        "",
+    ]
+    fan = d["sizes"]["fanout"]
+    md += [f"### Fan-out of one commit to {fan} clients", ""]
+    md += [
+        md_table(
+            ["where", "per subscriber (p50)"],
+            [
+                ["2 workers on Redis", fmt_time(d["fanout"]["median"])],
+                ["1 in-process worker", fmt_time(d["single_fanout"]["median"])],
+            ],
+        ),
+        "",
+    ]
+    md += ["### Throughput of actions on one shared object", ""]
+    md += [
+        md_table(
+            ["where", "actions/s"],
+            [
+                ["2 workers on Redis (4 clients each)", f"{d['throughput']:.0f}"],
+                ["1 in-process worker (8 clients)", f"{d['single_throughput']:.0f}"],
+            ],
+        ),
+        "",
+    ]
+    md += ["### Workers (simulated: replicas of one object in one process)", ""]
+    md += [
+        md_table(
+            [
+                "workers",
+                "wall per commit",
+                "CPU per commit (process + redis)",
+                "round trips/commit",
+            ],
+            [
+                [
+                    str(r["workers"]),
+                    fmt_time(r["wall_per_commit"]),
+                    fmt_time(r["cpu_per_commit"]),
+                    f"{r['commands_per_commit']:.2f}",
+                ]
+                for r in d["scaling"]
+            ],
+        ),
+        "",
+    ]
+    md += [f"![scale-out]({KEY}.png)", ""]
+    targets = [
+        Target(
+            "cross-worker action -> patch p50",
+            "≤ 2× raw Redis + in-process",
+            f"{fmt_time(cross)} (goal {fmt_time(goal)})",
+            cross <= goal,
+        ),
+    ]
+    plot = _plot(cfg, d)
+    headline = [
+        (
+            "action -> patch across 2 workers (p50)",
+            f"{fmt_time(cross)} ({fmt_ratio(cross / raw)} raw Redis)",
+        ),
+        ("Redis round trips per commit (2 workers)", f"{total_cmds:.2f}"),
+        (f"fan-out to {fan} over 2 workers, per subscriber", fmt_time(d["fanout"]["median"])),
+        ("actions/s on one shared object, 2 workers", f"{d['throughput']:.0f}"),
+    ]
+    return SectionResult(KEY, TITLE, "\n".join(md), targets, [plot], d, headline)
+
+
+def _plot(cfg: Config, d: dict[str, Any]) -> Path:
+    plt = pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.5))
+    names = ["raw Redis", "in-process", "2 workers"]
+    values = [d["raw"]["median"] * 1e3, d["single"]["median"] * 1e3, d["cross"]["median"] * 1e3]
+    left.bar(names, values, color=[COLORS["reference"], COLORS["ours"], COLORS["ours (pydantic)"]])
+    left.set_ylabel("ms (p50)")
+    left.set_title("action -> patch")
+    ks = [r["workers"] for r in d["scaling"]]
+    right.plot(ks, [r["cpu_per_commit"] * 1e3 for r in d["scaling"]], marker="o")
+    right.set_xlabel("workers (simulated)")
+    right.set_ylabel("CPU ms per commit")
+    right.set_title("cost vs workers")
+    fig.tight_layout()
+    path = cfg.out_dir / f"{KEY}.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

@@ -1,0 +1,70 @@
+"""The app the multi-worker tests run in each uvicorn worker process: one
+shared board, every session attached to it. The backplane comes from
+``WS_SYNC_BACKPLANE``, as in a deployment."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from starlette.applications import Starlette
+
+import ws_sync
+from ws_sync import remote_action, remote_task, session_context, sync_endpoint, sync_only
+from ws_sync.shared import shared
+
+
+class Board:
+    count: int
+    items: list[str]
+
+    @sync_only("BOARD", count=..., items=..., worker=...)
+    def __init__(self) -> None:
+        self.count = 0
+        self.items = []
+        self.worker = ""
+
+    @remote_action
+    async def increment(self) -> int:
+        count = self.count
+        self.worker = str(os.getpid())  # the handler's worker, for the tests to see
+        self.count = count + 1
+        await self.sync()
+        return self.count
+
+    @remote_action
+    async def add(self, item: str) -> int:
+        self.items.append(item)
+        await self.sync()
+        return len(self.items)
+
+
+class Notes:
+    """One per user session: kept in Redis with the session."""
+
+    notes: list[str]
+
+    @sync_only("NOTES", notes=...)
+    def __init__(self) -> None:
+        self.notes = []
+
+    @remote_action
+    async def note(self, text: str) -> int:
+        self.notes.append(text)
+        await self.sync()
+        return len(self.notes)
+
+    @remote_task
+    async def wait(self) -> None:
+        await asyncio.Event().wait()
+
+
+board = shared("BOARD", Board)
+
+
+def join() -> list[object]:
+    session_context.get().attach(board)
+    return [board, Notes()]
+
+
+app = Starlette(routes=[sync_endpoint(join)], lifespan=ws_sync.lifespan(grace=0.5))
