@@ -221,3 +221,24 @@ async def test_a_one_worker_job_runs_on_one_worker_and_moves_when_it_stops(
         await asyncio.gather(*leads, return_exceptions=True)
         for bp in planes:
             await bp.close()
+
+
+async def test_a_write_sent_again_to_a_worker_that_loaded_after_its_commit_is_answered_once(
+    planes: list[RedisBackplane],
+) -> None:
+    from fakes import FakeSession
+
+    a = shared("COUNTER", Counter, backplane=planes[0])
+    await a.ready()
+    base = (a.sync.log.epoch, a.sync.log.version)
+    add = [{"op": "add", "path": "/items/0", "value": "once"}]
+    sender = FakeSession()
+    await a.sync.gate.write(a.sync.handle_client_patch, add, sender, "w-1", base)
+    b = shared("COUNTER", Counter, backplane=planes[1])  # a worker that loads afterwards
+    await b.ready()
+    again = FakeSession()
+    await b.sync.gate.write(b.sync.handle_client_patch, add, again, "w-1", base)
+    async with b.lock():
+        assert b.items == ["once"]
+    answer = again.events(versions=True)
+    assert answer and answer[-1]["ack"] == "w-1" and answer[-1]["v"] == 1

@@ -535,6 +535,9 @@ class Replica:
         log.version = log.delivered = version - len(kept)
         for frame in kept:
             log.record(frame)
+            ack = from_json(frame).get("ack")
+            if ack is not None:  # a write sent again to this worker is answered, not applied
+                sync.committed_write(ack, log.delivered)
         log.version = log.delivered
         return log
 
@@ -682,11 +685,7 @@ class Replica:
             sync.publish(frame)
         ack = message.get("ack")
         if ack is not None:
-            if sync._writes is None:
-                from .recent import Recent
-
-                sync._writes = Recent()
-            sync._writes.put(ack, str(v))
+            sync.committed_write(ack, v)
         self.bp.counters["delivered"] += 1
         if own is not None and v % SNAPSHOT_EVERY == 0:
             self._snapshot_due = v

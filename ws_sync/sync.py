@@ -528,9 +528,7 @@ class Sync(UpstreamSync):
                 self.publish(frame)
             else:
                 self.log.route(frame)
-            if self._writes is None:
-                self._writes = Recent()
-            self._writes.put(write_id, str(self.log.version))
+            self.committed_write(write_id, self.log.version)
             return
         if not ops:
             return
@@ -553,6 +551,13 @@ class Sync(UpstreamSync):
         if self._calls is None:
             self._calls = Recent()
         return self._calls
+
+    def committed_write(self, write_id: Any, version: int) -> None:
+        """Write `write_id` was committed as `version`: sent again, it is
+        answered with that commit, not applied again (see `_answer_again`)."""
+        if self._writes is None:
+            self._writes = Recent()
+        self._writes.put(write_id, str(version))
 
     def _answer_again(self, write_id: Any, sender: Any) -> bool:
         """A write resent after a lost connection, already committed: the
