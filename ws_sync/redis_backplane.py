@@ -259,6 +259,7 @@ class RedisBackplane(Backplane):
         }
         self.connected = True
         self._heartbeat: asyncio.Future[None] | None = None
+        self._beating_on = False  # the heartbeat's own stop flag (see `_beating`)
         self._background: set[asyncio.Future[Any]] = set()
 
     @property
@@ -282,9 +283,10 @@ class RedisBackplane(Backplane):
 
     async def close(self) -> None:
         if self._heartbeat is not None:
+            self._beating_on = False
             self._heartbeat.cancel()
-            with contextlib.suppress(BaseException):
-                await self._heartbeat
+            # it ends on the flag if redis-py swallowed the cancellation
+            await asyncio.wait([self._heartbeat], timeout=5)
             self._heartbeat = None
         for replica in list(self._replicas.values()):
             await replica.stop()
@@ -379,13 +381,17 @@ class RedisBackplane(Backplane):
         """Keep ``worker:{id}`` alive while this worker runs (tasks left by
         a worker without one are reported failed)."""
         if self._heartbeat is None or self._heartbeat.done():
+            self._beating_on = True
             self._heartbeat = asyncio.ensure_future(self._beating())
 
     async def _beating(self) -> None:
-        while True:
+        # redis-py can swallow a cancellation that lands inside a command
+        # (while it reconnects), so the loop also stops on a flag.
+        while self._beating_on:
             with contextlib.suppress(Exception):
                 await self.client.set(self.key("worker", self.worker), 1, px=HEARTBEAT_MS)
-            await asyncio.sleep(HEARTBEAT_MS / 3000)
+            if self._beating_on:
+                await asyncio.sleep(HEARTBEAT_MS / 3000)
 
     def _note_task(self, record: str, obj: str, task: str, on: bool) -> None:
         name = f"task:{obj}:{task}"
@@ -909,11 +915,14 @@ class Replica:
             wait = min(wait * 2, 0.05)
 
     async def _renew(self, token: str) -> None:
+        """Renew the lease `token` holds until it is released (or lost): ends
+        by itself then, even if a cancellation was swallowed by redis-py."""
         renew = self.bp.script("renew", _RENEW)
         with contextlib.suppress(Exception):
             while True:
                 await asyncio.sleep(self.bp.lease_ms / 3000)
-                await renew(keys=[self.lease], args=[token, self.bp.lease_ms])
+                if not await renew(keys=[self.lease], args=[token, self.bp.lease_ms]):
+                    return
 
     async def _caught_up(self, version: int) -> None:
         """Wait until this worker has delivered every commit up to `version`."""
