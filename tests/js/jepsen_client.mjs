@@ -13,6 +13,7 @@
 import { createInterface } from "node:readline";
 import WebSocket from "ws";
 import { Session } from "../../ws_sync/static/ws-sync.js";
+import { prng as rng } from "./model_server.js"; // seeded: a seed's workload is the same on every run
 
 const KEY = "SHARED";
 
@@ -27,21 +28,6 @@ function args() {
     ops: Number(out.ops ?? 60),
     settleMs: Number(out["settle-ms"] ?? 30_000),
   };
-}
-
-/** A small seeded generator (mulberry32): the workload of a seed is the same on every run. */
-function rng(seed) {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-  next.int = (n) => Math.floor(next() * n);
-  next.pick = (list) => list[next.int(list.length)];
-  return next;
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
