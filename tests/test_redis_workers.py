@@ -10,7 +10,8 @@ import pytest
 from redis_helpers import RedisServer
 from redis_workers import Client, Worker, settle
 
-from ws_sync.redis_backplane import HEARTBEAT_MS, LOST_TASK
+from ws_sync.redis_backplane import HEARTBEAT_MS
+from ws_sync.redis_sessions import LOST_TASK
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ object: attribute reads and writes go to it, and it is made on first use
 (``memory://``, the default) or connected and loaded before the first session
 opens (Redis: by the endpoint, by `ws_sync.lifespan`, or ``await board.ready()``).
 
-With Redis (`ws_sync.redis_backplane`) the first worker to declare the object
+With Redis (`ws_sync.redis_replica`) the first worker to declare the object
 makes it with ``factory()`` and stores its state; every other worker, and
 every restart, makes a blank one with ``factory()`` and loads the stored state
 into it (each synced attribute validated against its declared type). Fields

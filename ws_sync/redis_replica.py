@@ -1,0 +1,704 @@
+"""One worker's replica of a Redis-kept object: one total order of commits for every worker.
+
+Per shared object `key` (under the prefix, ``ws-sync:`` by default):
+
+- ``obj:{key}``, a hash: ``epoch`` (one per deployment's line of versions),
+  ``v`` (the version), ``state`` and ``state_v`` (a snapshot, as JSON, and
+  its version);
+- ``obj:{key}:log``, a stream: entry ``{v}-0`` holds the frame of commit `v`
+  (the `_PATCH` every client gets, with its ``"v"`` and ``"ack"``);
+- ``obj:{key}:lease``: who may commit now.
+
+A commit is a Lua compare-and-set: it is appended only if the version is still
+the one the change was made on and nobody else holds the lease. Only then does
+any client see it: every worker, the committing one too, reads the stream and
+delivers its entries in order. A worker's `_SET` is the committed state at the
+version it has delivered, never a change still on its way.
+
+An action or a client write on a shared object takes the lease (``SET NX PX``,
+renewed while it runs), waits until this worker has delivered every commit up
+to the version the lease was granted at, runs, and commits before the lease is
+released and before the action's answer goes out. So read-modify-write code
+(``self.counter += 1``) is serializable across workers. Round trips per such
+call: lease, commit, release, plus one stream read per worker.
+
+Every `SNAPSHOT_EVERY` commits the committing worker stores the state; the
+stream keeps `HISTORY` entries before it for resume. A worker loads the
+snapshot and the entries after it, and also the history, so a client resumes
+with the commits it missed on any worker (the epoch is the deployment's).
+
+When Redis is unreachable, writes to shared objects fail with `_ERROR` at once
+and change nothing; workers retry with backoff and catch up. If Redis comes
+back empty, the first worker to notice stores its state under a new epoch,
+and the others load it and send their clients `_SET`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import random
+import secrets
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import jsonpatch
+from pydantic_core import from_json, to_json
+
+from . import redis_scripts as scripts
+from . import wire
+from .commit import CommitLog
+from .shared import SharedStateError, SharedWriteError, load_state
+
+if TYPE_CHECKING:
+    from .redis_backplane import RedisBackplane
+    from .shared import Shared
+    from .sync import Sync
+
+logger = logging.getLogger("ws_sync")
+
+SNAPSHOT_EVERY = 64
+"""Commits between snapshots of a shared object's state."""
+HISTORY = 256
+"""Stream entries kept before the snapshot, for clients that resume."""
+ACQUIRE_TIMEOUT = 15.0
+"""How long a handler waits for its turn before failing."""
+SETTLE_TIMEOUT = 10.0
+"""How long a commit may take to come back from the stream."""
+BLOCK_MS = 1000
+"""A stream read's wait; after it, the object's hash is checked."""
+
+_UNAVAILABLE = "the shared state is unreachable now; nothing was changed, try again"
+
+
+@dataclass(eq=False)
+class _Proposal:
+    v: int
+    frame: str
+    token: str
+    origin: str
+    done: asyncio.Future[None]
+    exclude: Any = None
+    reply: str | None = None
+    sent: bool = False
+    made: float = field(default_factory=time.perf_counter)
+
+
+class _Hold:
+    __slots__ = ("active", "replica")
+
+    def __init__(self, replica: Replica) -> None:
+        self.replica = replica
+        self.active = True
+
+
+_holding: ContextVar[_Hold | None] = ContextVar("ws_sync_redis_hold", default=None)
+
+
+class ReplicaLog(CommitLog):
+    """A shared object's log in one worker: `version` counts the commits
+    proposed here too, `delivered` only those that came back from Redis."""
+
+    __slots__ = ("delivered", "doc", "replica")
+    local = False
+
+    def __init__(self, replica: Replica, epoch: str, version: int, doc: dict[str, Any]) -> None:
+        super().__init__()
+        self.replica = replica
+        self.epoch = epoch
+        self.version = version
+        self.delivered = version
+        self.doc = doc
+        """The committed state at `delivered`, as the clients hold it."""
+
+    def append(self, frame: str) -> None:
+        self.version += 1
+        self.replica.propose(self.version, frame)
+
+    def restart(self) -> None:
+        raise SharedWriteError(f"{self.replica.key}: a value that is not JSON cannot be shared")
+
+    def route(self, frame: str, exclude: Any = None, reply: str | None = None) -> None:
+        proposal = self.replica.proposals[-1]
+        proposal.exclude = exclude
+        proposal.reply = reply
+
+    def set_frame(self, key: str, **fields: Any) -> str:
+        return wire.encode_with(
+            wire.set_event(key), self.doc, v=self.delivered, epoch=self.epoch, **fields
+        )
+
+    def since(self, epoch: str, version: int) -> list[str] | None:
+        if epoch != self.epoch or not 0 <= version <= self.delivered:
+            return None
+        missed = self.delivered - version
+        if missed > len(self._frames):
+            return None
+        return self._frames[len(self._frames) - missed :] if missed else []
+
+    def record(self, frame: str) -> None:
+        """A delivered commit enters the history."""
+        self.delivered += 1
+        self._frames.append(frame)
+        self._chars += len(frame)
+        if len(self._frames) > self.max_commits or self._chars > self.max_chars:
+            self._trim()
+
+
+@contextlib.asynccontextmanager
+async def locked(handle: Shared[Any]) -> AsyncIterator[Any]:
+    obj = await handle.ready()
+    replica: Replica = obj.sync.gate
+    async with replica.hold():
+        yield obj
+
+
+class Replica:
+    """One worker's copy of one shared object, kept in step with Redis."""
+
+    def __init__(
+        self,
+        backplane: RedisBackplane,
+        key: str,
+        hash_key: str,
+        handle: Shared[Any] | None = None,
+        ttl_ms: int = 0,
+    ) -> None:
+        self.bp = backplane
+        self.handle = handle
+        self.key = key
+        self.hash = hash_key
+        self.solo = handle is None
+        """A session's object: one worker writes it, and delivers its own
+        commits once Redis has them (no stream reader, no lease)."""
+        self.ttl_ms = ttl_ms
+        self._detached = False
+        self.stream = self.hash + ":log"
+        self.lease = self.hash + ":lease"
+        self.proposals: deque[_Proposal] = deque()
+        self.sync: Sync | None = None
+        self.log: ReplicaLog | None = None
+        self.behind = 0
+        self._local = asyncio.Lock()
+        self._token = ""
+        self._tokens = itertools.count()
+        self._origins = itertools.count()
+        self._progress = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._reload_at: int | None = None
+        self._obj: Any = None
+        self._stopping = False
+        self._releasing: asyncio.Future[None] | None = None
+
+    # ------------------------------------------------------------------ #
+    # loading
+
+    async def open(self) -> Any:
+        assert self.handle is not None
+        obj = self.handle.build()
+        await self.adopt(obj)
+        self._reader = asyncio.ensure_future(self._read())
+        return obj
+
+    async def adopt(self, obj: Any) -> None:
+        """Take `obj` (just made by its factory) as this replica's object:
+        store its state if Redis has none, else load the stored one into it."""
+        sync = obj.sync
+        create = self.bp.script("create", scripts.CREATE)
+        epoch = secrets.token_hex(4)
+        state = sync.state()
+        made = await create(
+            keys=[self.hash, self.stream], args=[epoch, to_json(state).decode(), 0, self.ttl_ms]
+        )
+        if made:
+            log = ReplicaLog(self, epoch, 0, state)
+        else:
+            for _ in range(10):
+                fetched = await self._fetch(sync)
+                migrated = await self._migrate(fetched)
+                if migrated is not None:
+                    break
+            if migrated is None:
+                raise SharedStateError(f"{self.key}: the state kept changing while migrating")
+            log = migrated
+            load_state(sync, log.doc)
+        self._install(obj, sync, log)
+
+    def _install(self, obj: Any, sync: Sync, log: ReplicaLog) -> None:
+        log.max_commits, log.max_chars = sync.log.max_commits, sync.log.max_chars
+        if not self.solo:
+            self._obj = obj  # held: the sync holds it only weakly
+        self.sync = sync
+        self.log = log
+        sync.log = log
+        sync.gate = self
+
+    async def _fetch(self, sync: Sync) -> ReplicaLog:
+        """The stored state and history: snapshot, then the commits after it."""
+        r = self.bp.client
+        h = await r.hgetall(self.hash)
+        if not h:
+            raise SharedStateError(f"{self.key}: no stored state")
+        state_v = int(h["state_v"])
+        doc = from_json(h["state"])
+        low = max(1, state_v - HISTORY)
+        entries = await r.xrange(self.stream, min=f"{low}-0", max="+")
+        log = ReplicaLog(self, h["epoch"], 0, doc)
+        log.max_commits, log.max_chars = sync.log.max_commits, sync.log.max_chars
+        frames: list[tuple[int, str]] = [(int(i.partition("-")[0]), f["f"]) for i, f in entries]
+        expected = frames[0][0] if frames else state_v + 1
+        if expected > state_v + 1:
+            raise SharedStateError(f"{self.key}: stored commits begin after the snapshot")
+        version = state_v
+        for v, frame in frames:
+            if v != expected:
+                raise SharedStateError(f"{self.key}: stored commits are not contiguous at {v}")
+            expected += 1
+            if v > state_v:
+                _apply(doc, from_json(frame))
+                version = v
+        kept = [frame for v, frame in frames if v <= version]
+        log.version = log.delivered = version - len(kept)
+        for frame in kept:
+            log.record(frame)
+            ack = from_json(frame).get("ack")
+            if ack is not None:  # a write sent again to this worker is answered, not applied
+                sync.committed_write(ack, log.delivered)
+        log.version = log.delivered
+        return log
+
+    async def _migrate(self, log: ReplicaLog) -> ReplicaLog | None:
+        """The stored state through the app's `migrate` hook; a state it
+        changes is stored under a new epoch (clients get `_SET`), once.
+        None if it changed meanwhile (fetch again)."""
+        migrate = self.handle.migrate if self.handle is not None else None
+        if migrate is None:
+            return log
+        doc = migrate(from_json(to_json(log.doc)))
+        if doc == log.doc:
+            return log
+        epoch = secrets.token_hex(4)
+        stored = await self.bp.script("migrate", scripts.MIGRATE)(
+            keys=[self.hash, self.stream],
+            args=[log.epoch, log.delivered, to_json(doc).decode(), epoch],
+        )
+        if not stored:
+            return None
+        fresh = ReplicaLog(self, epoch, log.delivered, doc)
+        fresh.max_commits, fresh.max_chars = log.max_commits, log.max_chars
+        return fresh
+
+    async def _reload(self, announce: bool = True) -> None:
+        """Take the stored state whole (a gap, another epoch, lost data)."""
+        sync, old = self.sync, self.log
+        assert sync is not None and old is not None
+        log = await self._fetch(sync)
+        self._fail_all(SharedWriteError(f"{self.key}: {_UNAVAILABLE}"))
+        self.log = log
+        sync.log = log
+        load_state(sync, log.doc)
+        self._progress.set()
+        self._progress = asyncio.Event()
+        if announce:
+            sync.publish(log.set_frame(sync.key))
+
+    async def stop(self) -> None:
+        self._stopping = True
+        tasks = [t for t in (self._reader, self._committer) if t is not None]
+        for task in tasks:
+            task.cancel()  # a blocked read may swallow it: the flag ends the loop
+        if tasks:
+            await asyncio.wait(tasks, timeout=BLOCK_MS / 1000 + 2)
+        self._fail_all(SharedWriteError(f"{self.key}: the backplane was closed"))
+
+    # ------------------------------------------------------------------ #
+    # reading the stream: the one order every worker delivers in
+
+    async def _read(self) -> None:
+        r = self.bp.client
+        delay = 0.05
+        check = False
+        while not self._stopping:
+            try:
+                if check:
+                    await self._check()
+                    check = False
+                assert self.log is not None
+                found = await r.xread(
+                    {self.stream: f"{self.log.delivered}-0"}, count=512, block=BLOCK_MS
+                )
+                if not self.bp.connected:
+                    self.bp.connected = True
+                    self.bp.counters["reconnects"] += 1
+                delay = 0.05
+                if not found:
+                    check = True
+                    continue
+                gap = False
+                for _, entries in found:
+                    for entry_id, fields in entries:
+                        v = int(entry_id.partition("-")[0])
+                        if not self._deliver(v, fields["f"], fields.get("o", "")):
+                            gap = True
+                            break
+                if gap:
+                    await self._reload()
+                self._progress.set()
+                self._progress = asyncio.Event()
+                await self._after_delivery()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                if _is_connection_error(e):
+                    if self.bp.connected:
+                        logger.warning("%s: Redis unreachable (%s); retrying", self.key, e)
+                    self.bp.connected = False
+                    self._fail_unsent(SharedWriteError(f"{self.key}: {_UNAVAILABLE}"))
+                else:
+                    logger.exception("%s: reading the shared object's commits failed", self.key)
+                check = True
+                await asyncio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 2.0)
+
+    async def _check(self) -> None:
+        """After a quiet spell or an error: is Redis still holding our line?"""
+        assert self.log is not None and self.sync is not None
+        r = self.bp.client
+        epoch, v = await r.hmget(self.hash, ["epoch", "v"])
+        if epoch is None:  # Redis lost its data: store ours under a new epoch
+            state = to_json(self.log.doc).decode()
+            made = await self.bp.script("create", scripts.CREATE)(
+                keys=[self.hash, self.stream],
+                args=[secrets.token_hex(4), state, self.log.delivered, self.ttl_ms],
+            )
+            logger.warning("%s: shared state was missing in Redis; stored=%s", self.key, made)
+            await self._reload()
+        elif epoch != self.log.epoch or int(v) < self.log.delivered:
+            await self._reload()
+        self.behind = max(0, int(v or 0) - self.log.delivered)
+
+    def _deliver(self, v: int, frame: str, origin: str = "") -> bool:
+        """Commit `v` to this worker's clients; False if it does not follow
+        the last one (the caller reloads)."""
+        log, sync = self.log, self.sync
+        assert log is not None and sync is not None
+        if v <= log.delivered:
+            return True
+        if v != log.delivered + 1:
+            return False
+        message = from_json(frame)
+        _apply(log.doc, message)
+        proposals = self.proposals
+        own = proposals[0] if proposals and proposals[0].origin == origin else None
+        if own is not None:  # its commit call may not have returned yet
+            proposals.popleft()
+            log.record(frame)
+            sync.publish(frame, own.exclude)
+            if own.reply is not None and own.exclude is not None and own.exclude.is_connected:
+                own.exclude.send_frame(own.reply)
+            self.bp.counters["lag_seconds"] = time.perf_counter() - own.made
+            if not own.done.done():
+                own.done.set_result(None)
+            if self._reload_at is not None and log.delivered >= self._reload_at:
+                self._reload_at = None
+                self._restore()
+        else:
+            if proposals:
+                self._fail_all(SharedWriteError(f"{self.key}: another change came first; retry"))
+            log.record(frame)
+            log.version = log.delivered
+            self._take(message)
+            sync.publish(frame)
+        ack = message.get("ack")
+        if ack is not None:
+            sync.committed_write(ack, v)
+        self.bp.counters["delivered"] += 1
+        if own is not None and v % SNAPSHOT_EVERY == 0:
+            self._snapshot_due = v
+        return True
+
+    _snapshot_due: int | None = None
+
+    async def _after_delivery(self) -> None:
+        due, self._snapshot_due = self._snapshot_due, None
+        if due is None or self.log is None:
+            return
+        log = self.log
+        with contextlib.suppress(Exception):
+            await self.bp.script("snapshot", scripts.SNAPSHOT)(
+                keys=[self.hash, self.stream],
+                args=[log.delivered, to_json(log.doc).decode(), log.epoch, HISTORY],
+            )
+
+    def _take(self, message: dict[str, Any]) -> None:
+        """Another worker's commit, into this worker's object."""
+        sync, log = self.sync, self.log
+        assert sync is not None and log is not None
+        stray = sync.collect()  # changed here outside a handler or lock(): lost
+        if stray:
+            logger.warning("%s: changed outside lock(); discarded for a commit", self.key)
+            self._restore()
+            return
+        if message.get("type", "").startswith("_SET"):
+            load_state(sync, log.doc)
+            return
+        heads = {_head(op.get("path", "")) for op in message.get("data", ())}
+        heads |= {_head(op["from"]) for op in message.get("data", ()) if "from" in op}
+        load_state(sync, log.doc, heads)
+
+    def _restore(self) -> None:
+        """The object back to the committed state (a change that was refused)."""
+        sync, log = self.sync, self.log
+        assert sync is not None and log is not None
+        sync.collect()
+        sync._stale = False  # the committed state is JSON: what was not is gone
+        load_state(sync, log.doc)
+        log.version = log.delivered + sum(1 for p in self.proposals if p.sent)
+
+    # ------------------------------------------------------------------ #
+    # committing
+
+    def propose(self, v: int, frame: str) -> None:
+        loop = asyncio.get_running_loop()
+        origin = f"{self.bp.worker}:{next(self._origins)}"
+        self.proposals.append(_Proposal(v, frame, self._token, origin, loop.create_future()))
+        if self._committer is None or self._committer.done():
+            self._committer = loop.create_task(self._commit_all())
+
+    async def _commit_all(self) -> None:
+        commit = self.bp.script("commit", scripts.COMMIT)
+        assert self.log is not None
+        while True:
+            proposal = next((p for p in self.proposals if not p.sent), None)
+            if proposal is None:
+                return
+            if self._detached:
+                with contextlib.suppress(Exception):
+                    await self._reseed()
+            try:
+                code, _ = await commit(
+                    keys=[self.hash, self.stream, self.lease],
+                    args=[
+                        proposal.v - 1,
+                        proposal.frame,
+                        proposal.origin,
+                        proposal.token,
+                        self.log.epoch,
+                        self.ttl_ms,
+                    ],
+                )
+            except Exception as e:
+                self.bp.counters["unavailable"] += 1
+                if self.solo and _is_connection_error(e):
+                    self._alone(proposal)
+                    continue
+                logger.warning("%s: commit failed: %s", self.key, e)
+                self._fail_unsent(SharedWriteError(f"{self.key}: {_UNAVAILABLE}"))
+                return
+            if code == 1:
+                proposal.sent = True
+                self.bp.counters["commits"] += 1
+                if self.solo:
+                    self._deliver(proposal.v, proposal.frame, proposal.origin)
+                    self._progress.set()
+                    self._progress = asyncio.Event()
+                    await self._after_delivery()
+                continue
+            if self.solo:  # the session was also written elsewhere: the latest state wins
+                self._alone(proposal)
+                continue
+            self.bp.counters["conflicts"] += 1
+            why = "another worker holds it" if code == -2 else "another change came first"
+            self._fail_unsent(SharedWriteError(f"{self.key}: not committed ({why}); retry"))
+            return
+
+    def _alone(self, proposal: _Proposal) -> None:
+        """A session's commit Redis did not take: the session goes on here,
+        and its whole state is stored again at the next commit."""
+        proposal.sent = True
+        self._detached = True
+        self._deliver(proposal.v, proposal.frame, proposal.origin)
+
+    async def _reseed(self) -> None:
+        log = self.log
+        assert log is not None
+        await self.bp.script("reseed", scripts.RESEED)(
+            keys=[self.hash, self.stream],
+            args=[log.epoch, to_json(log.doc).decode(), log.delivered, self.ttl_ms],
+        )
+        self._detached = False
+
+    def _fail_unsent(self, error: Exception) -> None:
+        """Drop the changes not yet in Redis; the object goes back to the
+        committed state (once the ones already in Redis are delivered)."""
+        unsent = [p for p in self.proposals if not p.sent]
+        if not unsent:
+            return
+        for p in unsent:
+            self.proposals.remove(p)
+            if not p.done.done():
+                p.done.set_exception(error)
+                p.done.exception()  # retrieved: the waiter, if any, raises it
+        if self.sync is not None:
+            self.sync._writes = None
+        if any(p.sent for p in self.proposals):
+            assert self.log is not None
+            self._reload_at = self.proposals[-1].v
+            self.log.version = self._reload_at
+        else:
+            self._restore()
+
+    def _fail_all(self, error: Exception) -> None:
+        for p in self.proposals:
+            p.sent = False
+        self._reload_at = None
+        self._fail_unsent(error)
+
+    # ------------------------------------------------------------------ #
+    # the gate: one handler at a time across the deployment
+
+    async def run(self, call: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        """An action: run it holding the lease, committed before it returns."""
+        async with self.hold():
+            return await call(*args, **kwargs)
+
+    async def write(self, apply: Callable[..., Any], *args: Any) -> None:
+        """A client's write, applied holding the lease and committed."""
+        async with self.hold():
+            apply(*args)
+
+    @contextlib.asynccontextmanager
+    async def hold(self) -> AsyncIterator[None]:
+        held = _holding.get()
+        if held is not None and held.active and held.replica is self:
+            yield
+            return
+        if self.solo:
+            async with self._local:
+                try:
+                    yield
+                finally:
+                    self._flush()
+                    await self._settled()
+            return
+        async with self._local:
+            token = f"{self.bp.worker}:{next(self._tokens)}"
+            version = await self._acquire(token)
+            hold = _Hold(self)
+            reset = _holding.set(hold)
+            self._token = token
+            renewing = asyncio.ensure_future(self._renew(token))
+            try:
+                await self._caught_up(version)
+                try:
+                    yield
+                finally:
+                    self._flush()
+                    await self._settled()
+            finally:
+                hold.active = False
+                _holding.reset(reset)
+                self._token = ""
+                renewing.cancel()
+                self._release(token)  # the answer need not wait for it
+
+    def _release(self, token: str) -> None:
+        async def release() -> None:
+            with contextlib.suppress(Exception):
+                await self.bp.script("release", scripts.RELEASE)(keys=[self.lease], args=[token])
+
+        pending = asyncio.ensure_future(release())
+        self.bp._background.add(pending)
+        pending.add_done_callback(self.bp._background.discard)
+        self._releasing = pending
+
+    async def _acquire(self, token: str) -> int:
+        releasing = self._releasing
+        if releasing is not None and not releasing.done():
+            await asyncio.wait([releasing])  # our own last lease first, or we wait on it
+        lease = self.bp.script("lease", scripts.LEASE)
+        deadline = time.monotonic() + ACQUIRE_TIMEOUT
+        wait = 0.001
+        while True:
+            try:
+                got = int(await lease(keys=[self.lease, self.hash], args=[token, self.bp.lease_ms]))
+            except Exception as e:
+                if not _is_connection_error(e):
+                    raise
+                self.bp.counters["unavailable"] += 1
+                raise SharedWriteError(f"{self.key}: {_UNAVAILABLE}") from None
+            if got >= 0:
+                return got
+            if time.monotonic() > deadline:
+                raise SharedWriteError(f"{self.key}: busy for {ACQUIRE_TIMEOUT}s; try again")
+            await asyncio.sleep(wait * (0.5 + random.random()))
+            wait = min(wait * 2, 0.05)
+
+    async def _renew(self, token: str) -> None:
+        """Renew the lease `token` holds until it is released (or lost): ends
+        by itself then, even if a cancellation was swallowed by redis-py."""
+        renew = self.bp.script("renew", scripts.RENEW)
+        with contextlib.suppress(Exception):
+            while True:
+                await asyncio.sleep(self.bp.lease_ms / 3000)
+                if not await renew(keys=[self.lease], args=[token, self.bp.lease_ms]):
+                    return
+
+    async def _caught_up(self, version: int) -> None:
+        """Wait until this worker has delivered every commit up to `version`."""
+        deadline = time.monotonic() + SETTLE_TIMEOUT
+        while self.log is not None and self.log.delivered < version:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise SharedWriteError(f"{self.key}: {_UNAVAILABLE}")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._progress.wait(), left)
+
+    def _flush(self) -> None:
+        sync = self.sync
+        if sync is None:
+            return
+        try:
+            sync.flush()
+        except Exception:
+            logger.exception("%s: committing the changes of a handler failed", self.key)
+            self._restore()
+
+    async def _settled(self) -> None:
+        """Wait until every change proposed here is delivered (or refused)."""
+        if not self.proposals:
+            return
+        last = self.proposals[-1].done
+        try:
+            await asyncio.wait_for(asyncio.shield(last), SETTLE_TIMEOUT)
+        except TimeoutError:
+            raise SharedWriteError(f"{self.key}: {_UNAVAILABLE}") from None
+
+
+def _head(path: str) -> str:
+    token = path[1:].partition("/")[0]
+    return token.replace("~1", "/").replace("~0", "~")
+
+
+def _apply(doc: dict[str, Any], message: dict[str, Any]) -> None:
+    """A committed frame, onto the committed state."""
+    if message.get("type", "").startswith("_SET"):
+        doc.clear()
+        doc.update(message.get("data") or {})
+        return
+    ops = message.get("data") or []
+    if ops:
+        jsonpatch.apply_patch(doc, ops, in_place=True)
+
+
+def _is_connection_error(e: BaseException) -> bool:
+    from redis.exceptions import ConnectionError, TimeoutError
+
+    return isinstance(e, ConnectionError | TimeoutError | OSError)

@@ -1,0 +1,74 @@
+"""User sessions kept in Redis: any worker can resume one, and tasks left
+running on a worker that died are reported failed.
+
+Per session (under the prefix): ``session:{user}:{sid}``, a hash with the
+worker that serves it, the principal, and ``task:{obj}:{task}`` fields for its
+running tasks; ``session:{user}:{sid}:{key}`` and its stream, one per synced
+object, kept like a shared object's (`ws_sync.redis_replica`) but written by
+one worker at a time, with a TTL renewed by every commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from pydantic_core import to_json
+
+from . import wire
+from .redis_replica import Replica
+
+if TYPE_CHECKING:
+    from .redis_backplane import RedisBackplane
+
+LOST_TASK = "the worker running this task stopped"
+
+
+async def adopt(bp: RedisBackplane, session: Any, ids: tuple[str, str], ttl: float) -> None:
+    """Keep the objects `session` was just built with in Redis, under its
+    ids, for `ttl` seconds after their last change: a session already
+    stored (its worker died, or the client moved) is loaded into them."""
+    ttl_ms = max(1, int(ttl * 1000))
+    user, sid = ids
+    record = bp.key("session", user, sid)
+    fields = {"worker": bp.worker}
+    principal = getattr(session, "user", None)
+    if principal is not None:
+        fields["principal"] = to_json(principal, fallback=str).decode()
+    async with bp.client.pipeline(transaction=True) as pipe:
+        pipe.hset(record, mapping=fields)
+        pipe.pexpire(record, ttl_ms)
+        await pipe.execute()
+    for key, sync in list(session.syncs.items()):
+        if sync.gate is not None or sync.obj is None:
+            continue  # shared: kept already
+        replica = Replica(bp, key, f"{record}:{key}", ttl_ms=ttl_ms)
+        await replica.adopt(sync.obj)
+    bp._beat()
+    await _lost_tasks(bp, session, record)
+    session.on_task = lambda obj, task, on: _note_task(bp, record, obj, task, on)
+
+
+def _note_task(bp: RedisBackplane, record: str, obj: str, task: str, on: bool) -> None:
+    name = f"task:{obj}:{task}"
+    r = bp.client
+    call = r.hset(record, name, bp.worker) if on else r.hdel(record, name)
+    pending = asyncio.ensure_future(call)
+    bp._background.add(pending)
+    pending.add_done_callback(bp._background.discard)
+    pending.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+
+async def _lost_tasks(bp: RedisBackplane, session: Any, record: str) -> None:
+    """Tasks of the session noted by a worker that is gone: each gets
+    its `_TASK_DONE` "failed" on the client's next connection."""
+    noted = await bp.client.hgetall(record)
+    for name, worker in noted.items():
+        if not name.startswith("task:") or worker == bp.worker:
+            continue
+        if await bp.client.exists(bp.key("worker", worker)):
+            continue  # still running there
+        await bp.client.hdel(record, name)
+        obj, _, task = name[5:].partition(":")
+        done = {"type": task, "status": "failed", "error": LOST_TASK}
+        session.task_ended(obj, task, wire.encode(wire.task_done_event(obj), done))
