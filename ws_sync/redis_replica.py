@@ -1,4 +1,4 @@
-"""One worker's replica of a Redis-kept object: one total order of commits for every worker.
+"""One worker's replica of an object kept in Redis, in the one order of commits.
 
 Per shared object `key` (under the prefix, ``ws-sync:`` by default):
 
@@ -7,20 +7,23 @@ Per shared object `key` (under the prefix, ``ws-sync:`` by default):
   its version);
 - ``obj:{key}:log``, a stream: entry ``{v}-0`` holds the frame of commit `v`
   (the `_PATCH` every client gets, with its ``"v"`` and ``"ack"``);
-- ``obj:{key}:lease``: who may commit now.
+- ``obj:{key}:lease``, ``:want`` and ``:wants``: whose turn it is to change
+  the object (`ws_sync.redis_lease`).
 
 A commit is a Lua compare-and-set: it is appended only if the version is still
-the one the change was made on and nobody else holds the lease. Only then does
-any client see it: every worker, the committing one too, reads the stream and
-delivers its entries in order. A worker's `_SET` is the committed state at the
-version it has delivered, never a change still on its way.
+the one the change was made on and no other worker holds the lease. Only then
+does any client see it: the committing worker delivers it at once if it
+directly follows what it has delivered, and every other worker reads the
+stream and delivers its entries in order. A worker's `_SET` is the committed
+state at the version it has delivered, never a change still on its way.
 
-An action or a client write on a shared object takes the lease (``SET NX PX``,
-renewed while it runs), waits until this worker has delivered every commit up
-to the version the lease was granted at, runs, and commits before the lease is
-released and before the action's answer goes out. So read-modify-write code
-(``self.counter += 1``) is serializable across workers. Round trips per such
-call: lease, commit, release, plus one stream read per worker.
+An action or a client write on a shared object runs holding the lease, after
+this worker has delivered every commit up to the version the lease was
+granted at, and commits before the action's answer goes out. So
+read-modify-write code (``self.counter += 1``) is serializable across
+workers. The lease stays with the worker until another one asks for it, so a
+run of handlers on one worker costs one round trip each (the commit, which
+renews the lease), plus one stream read per other worker.
 
 Every `SNAPSHOT_EVERY` commits the committing worker stores the state; the
 stream keeps `HISTORY` entries before it for resume. A worker loads the
@@ -54,6 +57,7 @@ from pydantic_core import from_json, to_json
 from . import redis_scripts as scripts
 from . import wire
 from .commit import CommitLog
+from .redis_lease import UNAVAILABLE, Lease, is_connection_error
 from .shared import SharedStateError, SharedWriteError, load_state
 
 if TYPE_CHECKING:
@@ -67,14 +71,10 @@ SNAPSHOT_EVERY = 64
 """Commits between snapshots of a shared object's state."""
 HISTORY = 256
 """Stream entries kept before the snapshot, for clients that resume."""
-ACQUIRE_TIMEOUT = 15.0
-"""How long a handler waits for its turn before failing."""
 SETTLE_TIMEOUT = 10.0
 """How long a commit may take to come back from the stream."""
 BLOCK_MS = 1000
 """A stream read's wait; after it, the object's hash is checked."""
-
-_UNAVAILABLE = "the shared state is unreachable now; nothing was changed, try again"
 
 
 @dataclass(eq=False)
@@ -180,14 +180,13 @@ class Replica:
         self.ttl_ms = ttl_ms
         self._detached = False
         self.stream = self.hash + ":log"
-        self.lease = self.hash + ":lease"
+        self.lease = Lease(backplane, self.hash, key)
         self.proposals: deque[_Proposal] = deque()
         self.sync: Sync | None = None
         self.log: ReplicaLog | None = None
         self.behind = 0
         self._local = asyncio.Lock()
-        self._token = ""
-        self._tokens = itertools.count()
+        self._queued = 0
         self._origins = itertools.count()
         self._progress = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
@@ -195,7 +194,6 @@ class Replica:
         self._reload_at: int | None = None
         self._obj: Any = None
         self._stopping = False
-        self._releasing: asyncio.Future[None] | None = None
 
     # ------------------------------------------------------------------ #
     # loading
@@ -204,6 +202,10 @@ class Replica:
         assert self.handle is not None
         obj = self.handle.build()
         await self.adopt(obj)
+        from .redis_backplane import HEARTBEAT_MS  # alive before it takes a lease
+
+        await self.bp.client.set(self.bp.key("worker", self.bp.worker), 1, px=HEARTBEAT_MS)
+        await self.lease.start()
         self._reader = asyncio.ensure_future(self._read())
         return obj
 
@@ -300,7 +302,9 @@ class Replica:
         sync, old = self.sync, self.log
         assert sync is not None and old is not None
         log = await self._fetch(sync)
-        self._fail_all(SharedWriteError(f"{self.key}: {_UNAVAILABLE}"))
+        self.lease.forget()
+        self.lease.version = 0
+        self._fail_all(SharedWriteError(f"{self.key}: {UNAVAILABLE}"))
         self.log = log
         sync.log = log
         load_state(sync, log.doc)
@@ -311,6 +315,7 @@ class Replica:
 
     async def stop(self) -> None:
         self._stopping = True
+        await self.lease.drop()
         tasks = [t for t in (self._reader, self._committer) if t is not None]
         for task in tasks:
             task.cancel()  # a blocked read may swallow it: the flag ends the loop
@@ -323,6 +328,7 @@ class Replica:
 
     async def _read(self) -> None:
         r = self.bp.client
+        wants = self.lease.wants
         delay = 0.05
         check = False
         while not self._stopping:
@@ -331,9 +337,8 @@ class Replica:
                     await self._check()
                     check = False
                 assert self.log is not None
-                found = await r.xread(
-                    {self.stream: f"{self.log.delivered}-0"}, count=512, block=BLOCK_MS
-                )
+                streams = {self.stream: f"{self.log.delivered}-0", wants: self.lease.wants_seen}
+                found = await r.xread(streams, count=512, block=BLOCK_MS)
                 if not self.bp.connected:
                     self.bp.connected = True
                     self.bp.counters["reconnects"] += 1
@@ -342,7 +347,11 @@ class Replica:
                     check = True
                     continue
                 gap = False
-                for _, entries in found:
+                for name, entries in found:
+                    if name == wants:
+                        for entry_id, fields in entries:
+                            self.lease.seen(entry_id, fields)
+                        continue
                     for entry_id, fields in entries:
                         v = int(entry_id.partition("-")[0])
                         if not self._deliver(v, fields["f"], fields.get("o", "")):
@@ -356,11 +365,11 @@ class Replica:
             except asyncio.CancelledError:
                 raise
             except Exception as e:
-                if _is_connection_error(e):
+                if is_connection_error(e):
                     if self.bp.connected:
                         logger.warning("%s: Redis unreachable (%s); retrying", self.key, e)
                     self.bp.connected = False
-                    self._fail_unsent(SharedWriteError(f"{self.key}: {_UNAVAILABLE}"))
+                    self._fail_unsent(SharedWriteError(f"{self.key}: {UNAVAILABLE}"))
                 else:
                     logger.exception("%s: reading the shared object's commits failed", self.key)
                 check = True
@@ -468,7 +477,8 @@ class Replica:
     def propose(self, v: int, frame: str) -> None:
         loop = asyncio.get_running_loop()
         origin = f"{self.bp.worker}:{next(self._origins)}"
-        self.proposals.append(_Proposal(v, frame, self._token, origin, loop.create_future()))
+        token = self.lease.token if self.lease.held() else ""
+        self.proposals.append(_Proposal(v, frame, token, origin, loop.create_future()))
         if self._committer is None or self._committer.done():
             self._committer = loop.create_task(self._commit_all())
 
@@ -482,9 +492,10 @@ class Replica:
             if self._detached:
                 with contextlib.suppress(Exception):
                     await self._reseed()
+            sent_at = time.monotonic()
             try:
                 code, _ = await commit(
-                    keys=[self.hash, self.stream, self.lease],
+                    keys=[self.hash, self.stream, self.lease.key],
                     args=[
                         proposal.v - 1,
                         proposal.frame,
@@ -492,20 +503,25 @@ class Replica:
                         proposal.token,
                         self.log.epoch,
                         self.ttl_ms,
+                        self.bp.lease_ms,
                     ],
                 )
             except Exception as e:
                 self.bp.counters["unavailable"] += 1
-                if self.solo and _is_connection_error(e):
+                if self.solo and is_connection_error(e):
                     self._alone(proposal)
                     continue
                 logger.warning("%s: commit failed: %s", self.key, e)
-                self._fail_unsent(SharedWriteError(f"{self.key}: {_UNAVAILABLE}"))
+                self._fail_unsent(SharedWriteError(f"{self.key}: {UNAVAILABLE}"))
                 return
             if code == 1:
                 proposal.sent = True
                 self.bp.counters["commits"] += 1
-                if self.solo:
+                lease = self.lease
+                if proposal.token and proposal.token == lease.token:
+                    lease.extended(sent_at)
+                    lease.version = max(lease.version, proposal.v)
+                if self.solo or proposal.v == self.log.delivered + 1:  # nothing before it
                     self._deliver(proposal.v, proposal.frame, proposal.origin)
                     self._progress.set()
                     self._progress = asyncio.Event()
@@ -515,6 +531,7 @@ class Replica:
                 self._alone(proposal)
                 continue
             self.bp.counters["conflicts"] += 1
+            self.lease.forget()
             why = "another worker holds it" if code == -2 else "another change came first"
             self._fail_unsent(SharedWriteError(f"{self.key}: not committed ({why}); retry"))
             return
@@ -588,13 +605,17 @@ class Replica:
                     self._flush()
                     await self._settled()
             return
-        async with self._local:
-            token = f"{self.bp.worker}:{next(self._tokens)}"
-            version = await self._acquire(token)
+        self._queued += 1
+        try:
+            await self._local.acquire()
+        finally:
+            self._queued -= 1
+        try:
+            lease = self.lease
+            version = await lease.take()
             hold = _Hold(self)
             reset = _holding.set(hold)
-            self._token = token
-            renewing = asyncio.ensure_future(self._renew(token))
+            renewing = asyncio.ensure_future(lease.renew())
             try:
                 await self._caught_up(version)
                 try:
@@ -605,51 +626,10 @@ class Replica:
             finally:
                 hold.active = False
                 _holding.reset(reset)
-                self._token = ""
+                lease.done(self._queued > 0)
                 renewing.cancel()
-                self._release(token)  # the answer need not wait for it
-
-    def _release(self, token: str) -> None:
-        async def release() -> None:
-            with contextlib.suppress(Exception):
-                await self.bp.script("release", scripts.RELEASE)(keys=[self.lease], args=[token])
-
-        pending = asyncio.ensure_future(release())
-        self.bp._background.add(pending)
-        pending.add_done_callback(self.bp._background.discard)
-        self._releasing = pending
-
-    async def _acquire(self, token: str) -> int:
-        releasing = self._releasing
-        if releasing is not None and not releasing.done():
-            await asyncio.wait([releasing])  # our own last lease first, or we wait on it
-        lease = self.bp.script("lease", scripts.LEASE)
-        deadline = time.monotonic() + ACQUIRE_TIMEOUT
-        wait = 0.001
-        while True:
-            try:
-                got = int(await lease(keys=[self.lease, self.hash], args=[token, self.bp.lease_ms]))
-            except Exception as e:
-                if not _is_connection_error(e):
-                    raise
-                self.bp.counters["unavailable"] += 1
-                raise SharedWriteError(f"{self.key}: {_UNAVAILABLE}") from None
-            if got >= 0:
-                return got
-            if time.monotonic() > deadline:
-                raise SharedWriteError(f"{self.key}: busy for {ACQUIRE_TIMEOUT}s; try again")
-            await asyncio.sleep(wait * (0.5 + random.random()))
-            wait = min(wait * 2, 0.05)
-
-    async def _renew(self, token: str) -> None:
-        """Renew the lease `token` holds until it is released (or lost): ends
-        by itself then, even if a cancellation was swallowed by redis-py."""
-        renew = self.bp.script("renew", scripts.RENEW)
-        with contextlib.suppress(Exception):
-            while True:
-                await asyncio.sleep(self.bp.lease_ms / 3000)
-                if not await renew(keys=[self.lease], args=[token, self.bp.lease_ms]):
-                    return
+        finally:
+            self._local.release()
 
     async def _caught_up(self, version: int) -> None:
         """Wait until this worker has delivered every commit up to `version`."""
@@ -657,7 +637,7 @@ class Replica:
         while self.log is not None and self.log.delivered < version:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise SharedWriteError(f"{self.key}: {_UNAVAILABLE}")
+                raise SharedWriteError(f"{self.key}: {UNAVAILABLE}")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._progress.wait(), left)
 
@@ -679,7 +659,7 @@ class Replica:
         try:
             await asyncio.wait_for(asyncio.shield(last), SETTLE_TIMEOUT)
         except TimeoutError:
-            raise SharedWriteError(f"{self.key}: {_UNAVAILABLE}") from None
+            raise SharedWriteError(f"{self.key}: {UNAVAILABLE}") from None
 
 
 def _head(path: str) -> str:
@@ -696,9 +676,3 @@ def _apply(doc: dict[str, Any], message: dict[str, Any]) -> None:
     ops = message.get("data") or []
     if ops:
         jsonpatch.apply_patch(doc, ops, in_place=True)
-
-
-def _is_connection_error(e: BaseException) -> bool:
-    from redis.exceptions import ConnectionError, TimeoutError
-
-    return isinstance(e, ConnectionError | TimeoutError | OSError)

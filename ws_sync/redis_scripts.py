@@ -29,6 +29,7 @@ if holder and holder ~= ARGV[4] then return {-2, v} end
 v = v + 1
 redis.call('XADD', KEYS[2], v .. '-0', 'f', ARGV[2], 'o', ARGV[3])
 redis.call('HSET', KEYS[1], 'v', v)
+if holder then redis.call('PEXPIRE', KEYS[3], ARGV[7]) end
 local ttl = tonumber(ARGV[6])
 if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) redis.call('PEXPIRE', KEYS[2], ttl) end
 return {1, v}
@@ -52,12 +53,38 @@ return 1
 """
 
 LEASE = """
-if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
-  local v = redis.call('HGET', KEYS[2], 'v')
-  if not v then redis.call('DEL', KEYS[1]) return -1 end
-  return tonumber(v)
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then
+  local worker = string.match(holder, '^[^:]*')
+  if redis.call('EXISTS', ARGV[3] .. worker) == 1 then
+    if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+      redis.call('XADD', KEYS[4], 'MAXLEN', '~', 64, '*', 'w', ARGV[1])
+    end
+    redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[4])
+    return {-2, 0}
+  end
 end
-return -2
+local v = redis.call('HGET', KEYS[2], 'v')
+if not v then return {-1, 0} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local want = redis.call('GET', KEYS[3])
+if want == ARGV[1] then redis.call('DEL', KEYS[3]) want = false end
+if want then return {tonumber(v), 1} end
+return {tonumber(v), 0}
+"""
+
+HANDOFF = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local want = redis.call('GET', KEYS[3])
+if want and want ~= ARGV[1] then
+  redis.call('DEL', KEYS[3])
+  redis.call('SET', KEYS[1], want, 'PX', ARGV[2])
+  local v = redis.call('HGET', KEYS[2], 'v') or 0
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', 64, '*', 'g', want, 'v', v)
+  return 2
+end
+redis.call('DEL', KEYS[1])
+return 1
 """
 
 RENEW = """
