@@ -1,0 +1,170 @@
+"""The lease of a shared object: kept by a worker between its handlers,
+handed over when another worker asks, taken from a worker that died, and
+never a way to lose an update (two replicas in one process for two workers)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from redis.asyncio import Redis
+from redis_helpers import RedisServer
+
+from ws_sync import remote_action, sync_only
+from ws_sync.redis_backplane import RedisBackplane
+from ws_sync.redis_lease import BATCH
+from ws_sync.shared import Shared, SharedWriteError, shared
+
+
+class Counter:
+    @sync_only("COUNTER", count=...)
+    def __init__(self) -> None:
+        self.count = 0
+
+    @remote_action
+    async def increment(self) -> int:
+        count = self.count
+        await asyncio.sleep(0)
+        self.count = count + 1
+        await self.sync()
+        return self.count
+
+
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    with RedisServer() as server:
+        yield server.url
+
+
+def make_planes(url: str, lease_ms: int = 5000) -> list[RedisBackplane]:
+    prefix = f"t{random.getrandbits(32):x}:"
+    return [RedisBackplane(url, prefix=prefix, lease_ms=lease_ms) for _ in range(2)]
+
+
+@pytest.fixture
+async def pair(redis_url: str) -> AsyncIterator[list[Shared[Counter]]]:
+    planes = make_planes(redis_url)
+    handles = [shared("COUNTER", Counter, backplane=bp) for bp in planes]
+    for h in handles:
+        await h.ready()
+    yield handles
+    for bp in planes:
+        await bp.close()
+
+
+async def evalsha_calls(url: str) -> int:
+    r = Redis.from_url(url)
+    try:
+        stats = await r.info("commandstats")
+        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+    finally:
+        await r.aclose()
+
+
+async def increment(handle: Shared[Counter]) -> int:
+    return await handle.sync.gate.run(handle.obj.increment)  # type: ignore[no-any-return]
+
+
+async def delivered(handle: Shared[Counter], version: int) -> None:
+    while handle.sync.log.delivered < version:
+        await asyncio.sleep(0.005)
+
+
+async def test_a_run_of_handlers_on_one_worker_costs_one_script_each(
+    pair: list[Shared[Counter]], redis_url: str
+) -> None:
+    a, b = pair
+    await increment(a)  # takes the lease
+    before = await evalsha_calls(redis_url)
+    for _ in range(20):
+        await increment(a)
+    assert await evalsha_calls(redis_url) - before == 20  # the commits, nothing else
+    await asyncio.wait_for(delivered(b, 21), 10)
+    assert (a.count, b.count) == (21, 21)
+
+
+async def test_the_lease_goes_to_the_worker_that_asks_and_back(
+    pair: list[Shared[Counter]], redis_url: str
+) -> None:
+    a, b = pair
+    await increment(a)  # a parks the lease
+    parked = a.sync.gate.lease.token
+    r = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        assert await r.get(a.sync.gate.lease.key) == parked != ""
+        assert await increment(b) == 2  # b asks, a hands it over
+        holder = await r.get(b.sync.gate.lease.key)
+    finally:
+        await r.aclose()
+    assert a.sync.gate.lease.token == ""
+    assert holder != parked  # b's now, or let go after b's handler (it was contended)
+    for i in range(3, 13):  # alternating: every turn a hand-over or a release
+        assert await increment(a if i % 2 else b) == i
+    assert (a.count, b.count) == (12, 12)
+
+
+async def test_a_busy_worker_hands_over_after_a_bounded_batch(
+    pair: list[Shared[Counter]],
+) -> None:
+    a, b = pair
+    order: list[str] = []
+
+    async def slow(handle: Shared[Counter], name: str) -> None:
+        async def step() -> None:
+            order.append(name)
+            await asyncio.sleep(0.01)
+            handle.obj.count += 1
+
+        await handle.sync.gate.run(step)
+
+    queued = [asyncio.ensure_future(slow(a, "a")) for _ in range(30)]
+    while not order:
+        await asyncio.sleep(0.001)
+    await slow(b, "b")
+    await asyncio.gather(*queued)
+    assert order.index("b") <= BATCH + 3  # not after every queued handler of a
+    assert a.count == b.count == 31
+
+
+async def test_a_dead_workers_lease_is_taken_at_once(redis_url: str) -> None:
+    planes = make_planes(redis_url, lease_ms=60_000)  # would outlast the asker's patience
+    a, b = (shared("COUNTER", Counter, backplane=bp) for bp in planes)
+    try:
+        await a.ready()
+        await b.ready()
+        await increment(a)  # a holds the lease, parked, for a minute
+        dead = planes[0]
+        dead._beating_on = False  # its heartbeat stops, as when the worker is killed
+        assert dead._heartbeat is not None
+        dead._heartbeat.cancel()
+        r = Redis.from_url(redis_url)
+        try:
+            await r.delete(dead.key("worker", dead.worker))
+        finally:
+            await r.aclose()
+        assert await asyncio.wait_for(increment(b), 10) == 2
+    finally:
+        for bp in planes:
+            await bp.close()
+
+
+async def test_a_lost_lease_costs_a_retry_never_an_update(
+    pair: list[Shared[Counter]], redis_url: str
+) -> None:
+    a, b = pair
+    await increment(a)
+    r = Redis.from_url(redis_url)
+    try:  # a stalled past its lease: Redis gave it to b, a still thinks it is parked
+        await r.delete(a.sync.gate.lease.key)
+    finally:
+        await r.aclose()
+    assert a.sync.gate.lease.held()
+    await increment(b)
+    with pytest.raises(SharedWriteError):
+        await increment(a)  # its commit is refused: b committed meanwhile
+    assert a.count == 2  # the refused change is gone, b's is there
+    assert await increment(a) == 3  # asks again, and counts on b's commit
+    await asyncio.wait_for(delivered(b, 3), 10)
+    assert b.count == 3
