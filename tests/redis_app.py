@@ -33,6 +33,18 @@ class Board:
         return self.count
 
     @remote_action
+    async def increment_slowly(self, seconds: float) -> int:
+        """Committed at once, answered after `seconds` (a worker can die between)."""
+        self.count += 1
+        await self.sync()
+        await asyncio.sleep(seconds)
+        return self.count
+
+    @remote_action
+    async def peek(self) -> int:
+        return self.count
+
+    @remote_action
     async def add(self, item: str) -> int:
         self.items.append(item)
         await self.sync()

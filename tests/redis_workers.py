@@ -186,8 +186,18 @@ class Client:
         await self._send(f"_ACTION:{key or self.key}", data)
         return await asyncio.wait_for(future, 30)
 
-    async def start_task(self, name: str, key: str) -> None:
-        await self._send(f"_TASK_START:{key}", {"type": name})
+    async def send_action(
+        self, call_id: str, name: str, key: str | None = None, **params: Any
+    ) -> asyncio.Future[Any]:
+        """Send (or send again) the call `call_id`; the future of its answer."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[call_id] = future
+        await self._send(f"_ACTION:{key or self.key}", {"type": name, "$id": call_id, **params})
+        return future
+
+    async def start_task(self, name: str, key: str, call_id: str | None = None) -> None:
+        data = {"type": name} if call_id is None else {"type": name, "$id": call_id}
+        await self._send(f"_TASK_START:{key}", data)
 
     async def patch(self, ops: list[dict[str, Any]]) -> Any:
         """A versioned write; its acknowledgement (or `_ERROR`)."""

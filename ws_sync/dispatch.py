@@ -23,7 +23,7 @@ from .errors import HIDDEN, Failure, failure
 from .invoke import invoke
 from .permissions import FORBIDDEN, allowed, named, read_refused
 from .protocol import INVALID, ProtocolError, error_frame, parse, peek
-from .recent import Recent
+from .recent import ELSEWHERE, LOST_ANSWER, RanElsewhere, Recent
 from .remote import Kind, RemoteMethod
 from .sync import Sync
 from .validation import ClientWriteError
@@ -251,26 +251,65 @@ class Dispatcher:
             self._refuse(event, sync.key, "data must be an object with a string 'type'")
             return
         method = self._method(event, "action", sync, data)
-        if method is None or self._seen(sync):
+        if method is None or await self._seen(event, sync):
             return
         try:
             args, kwargs = method.params(sync.camel).bind(data, self.session.limits)
-            if method.allow is not None and not await self._allowed(sync, method, args, kwargs):
-                self._forbid(event, sync, method)
-                return
-            if sync.gate is None:
+            if sync.gate is not None:  # kept by a backplane: see `_gated`
+                result = await self._gated(sync, method, args, kwargs)
+            elif method.allow is not None and not await self._allowed(sync, method, args, kwargs):
+                raise _Refused
+            else:
                 result = await invoke(method.bind(sync.obj), *args, **kwargs)
-            else:  # shared across processes: one handler at a time, committed before the answer
-                result = await sync.gate.run(invoke, method.bind(sync.obj), *args, **kwargs)
+        except _Refused:
+            self._forbid(event, sync, method)
+            return
+        except RanElsewhere:
+            self._answer(await self._elsewhere(event, sync))
+            return
         except Exception as e:
             self.session.flush_pending()  # the state first, then the answer
             f = self._failed(event, e, f"{sync.key}: action {method.key!r}")
             if self.call:
-                self._action_failed(sync.key, f)
+                self._kept(sync, self._action_failed(sync.key, f))
             return
         self.session.flush_pending()
         if self.call:
-            self._action_done(event, sync.key, result)
+            self._kept(sync, self._action_done(event, sync.key, result))
+
+    async def _gated(
+        self, sync: Sync, method: RemoteMethod, args: list[Any], kwargs: dict[str, Any]
+    ) -> Any:
+        """An action on an object a backplane keeps: `allow` and the handler run
+        in its turn across the deployment, on the state caught up with every
+        commit, and the call's id goes with its commits (exactly once on any
+        worker); committed before the answer goes out."""
+        bound = method.bind(sync.obj)
+
+        async def body() -> Any:
+            if method.allow is not None and not await self._allowed(sync, method, args, kwargs):
+                raise _Refused
+            return await invoke(bound, *args, **kwargs)
+
+        call_id = self.call["id"] if self.call and self.conn.protocol >= wire.PROTOCOL else None
+        return await sync.gate.act(call_id, body)
+
+    def _kept(self, sync: Sync, frame: str | None) -> None:
+        """The answer of a call that committed on a shared object, kept where
+        a retry on another worker finds it."""
+        if frame is not None and sync.gate is not None and self.conn.protocol >= wire.PROTOCOL:
+            sync.gate.keep_answer(self.call["id"], frame)
+
+    async def _elsewhere(self, event: str, sync: Sync) -> str:
+        """The answer to a call another worker ran and committed: the one it
+        kept, else (it stopped before keeping it) an honest failure."""
+        kept = await sync.gate.answer_of(self.call["id"]) if sync.gate is not None else None
+        if kept is None and event.startswith("_ACTION"):
+            error = {"message": LOST_ANSWER}
+            kept = wire.encode(
+                wire.action_result_event(sync.key), {**self.call, "ok": False, "error": error}
+            )
+        return kept or ""
 
     async def _allowed(
         self, sync: Sync, method: RemoteMethod, args: list[Any], kwargs: dict[str, Any]
@@ -295,25 +334,25 @@ class Dispatcher:
         else:
             self.error(event, FORBIDDEN)
 
-    def _action_done(self, event: str, key: str, result: Any) -> None:
+    def _action_done(self, event: str, key: str, result: Any) -> str | None:
         try:
             frame = wire.encode(
                 wire.action_result_event(key), {**self.call, "ok": True, "result": result}
             )
         except Exception as e:  # a result that is not JSON
             f = self._failed(event, e, f"{key}: encoding an action result")
-            self._action_failed(key, f)
-            return
+            return self._action_failed(key, f)
         self._answer(frame)
+        return frame
 
-    def _action_failed(self, key: str, f: Failure) -> None:
-        self._answer(
-            wire.encode(
-                wire.action_result_event(key), {**self.call, "ok": False, "error": f.result_error()}
-            )
+    def _action_failed(self, key: str, f: Failure) -> str:
+        frame = wire.encode(
+            wire.action_result_event(key), {**self.call, "ok": False, "error": f.result_error()}
         )
+        self._answer(frame)
+        return frame
 
-    def _seen(self, sync: Sync) -> bool:
+    async def _seen(self, event: str, sync: Sync) -> bool:
         """A protocol-2 call whose id was handled before (a retry after a lost
         connection): answered again, if it has its answer yet, never run
         twice. The id is remembered by the session and by the object: a
@@ -327,6 +366,10 @@ class Dispatcher:
         for memory in self.memories:
             answer = memory.get(call_id)
             if answer is not None:
+                if answer == ELSEWHERE:
+                    answer = await self._elsewhere(event, sync)
+                    for m in self.memories:
+                        m.put(call_id, answer)
                 if answer:
                     self.reply(answer)
                 return True
@@ -348,7 +391,7 @@ class Dispatcher:
 
     async def _task_start(self, event: str, sync: Sync, data: Any) -> None:
         method = self._method(event, "task", sync, data)
-        if method is None or self._seen(sync):
+        if method is None or await self._seen(event, sync):
             return
         try:
             args, kwargs = method.params(sync.camel).bind(data, self.session.limits)
@@ -358,7 +401,8 @@ class Dispatcher:
                 if not await allowed(method.allow, self.session, params):
                     self._forbid(event, sync, method)
                     return
-            run = tasks.start(self.session, sync, method, args, kwargs)
+            call_id = self.call["id"] if self.call and self.conn.protocol >= wire.PROTOCOL else None
+            run = tasks.start(self.session, sync, method, args, kwargs, call_id)
             if params is not None:
                 run.params = params  # its cancel is asked about them
         except Exception as e:
@@ -379,6 +423,10 @@ class Dispatcher:
             await tasks.cancel(sync, method.key, canceller)
         except Exception as e:
             self._failed(event, e, f"{sync.key}: cancelling task {method.key!r}")
+
+
+class _Refused(Exception):
+    """`allow` said no (raised where the refusal must leave a backplane's turn)."""
 
 
 ROUTES: dict[str, Route] = {

@@ -18,6 +18,21 @@ RECENT_CHARS = 1 << 20
 
 RUNNING = ""
 """The answer of a call that has not finished yet."""
+ELSEWHERE = "\x00"
+"""The answer of a call that another worker ran and committed: it is kept
+in the backplane (`ws_sync.redis_replica.Replica.answer_of`)."""
+LOST_ANSWER = (
+    "this call ran on a server process that stopped before answering: "
+    "its changes are in, its result was lost"
+)
+
+
+class RanElsewhere(Exception):
+    """The call was handled by another worker, and committed there."""
+
+    def __init__(self, call_id: Any) -> None:
+        super().__init__(call_id)
+        self.call_id = call_id
 
 
 class Recent:

@@ -57,6 +57,7 @@ from pydantic_core import from_json, to_json
 from . import redis_scripts as scripts
 from . import wire
 from .commit import CommitLog
+from .recent import ELSEWHERE, RECENT_IDS, RUNNING, RanElsewhere
 from .redis_lease import UNAVAILABLE, Lease, is_connection_error
 from .shared import SharedStateError, SharedWriteError, load_state
 
@@ -75,6 +76,9 @@ SETTLE_TIMEOUT = 10.0
 """How long a commit may take to come back from the stream."""
 BLOCK_MS = 1000
 """A stream read's wait; after it, the object's hash is checked."""
+MAX_KEPT_ANSWER = 1 << 16
+"""Characters of an answer kept in Redis for a retry on another worker; a
+bigger one is not kept (such a retry is told its result was lost)."""
 
 
 @dataclass(eq=False)
@@ -84,6 +88,8 @@ class _Proposal:
     token: str
     origin: str
     done: asyncio.Future[None]
+    call: str = ""
+    """The id (as JSON) of the call whose handler made this change, if any."""
     exclude: Any = None
     reply: str | None = None
     sent: bool = False
@@ -180,6 +186,8 @@ class Replica:
         self.ttl_ms = ttl_ms
         self._detached = False
         self.stream = self.hash + ":log"
+        self.answers = self.hash + ":answers"
+        """Answers of the last `RECENT_IDS` calls that committed, by call id."""
         self.lease = Lease(backplane, self.hash, key)
         self.proposals: deque[_Proposal] = deque()
         self.sync: Sync | None = None
@@ -187,6 +195,8 @@ class Replica:
         self.behind = 0
         self._local = asyncio.Lock()
         self._queued = 0
+        self._call = ""  # the call whose handler runs now, as JSON (see `act`)
+        self._committed_calls: set[str] = set()  # whose answers `keep_answer` keeps
         self._origins = itertools.count()
         self._progress = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
@@ -254,7 +264,10 @@ class Replica:
         entries = await r.xrange(self.stream, min=f"{low}-0", max="+")
         log = ReplicaLog(self, h["epoch"], 0, doc)
         log.max_commits, log.max_chars = sync.log.max_commits, sync.log.max_chars
-        frames: list[tuple[int, str]] = [(int(i.partition("-")[0]), f["f"]) for i, f in entries]
+        frames = [(int(i.partition("-")[0]), f["f"]) for i, f in entries]
+        for _, fields in entries:
+            if fields.get("c"):  # a call sent again to this worker is answered, not run
+                _ran_elsewhere(sync, fields["c"])
         expected = frames[0][0] if frames else state_v + 1
         if expected > state_v + 1:
             raise SharedStateError(f"{self.key}: stored commits begin after the snapshot")
@@ -354,7 +367,7 @@ class Replica:
                         continue
                     for entry_id, fields in entries:
                         v = int(entry_id.partition("-")[0])
-                        if not self._deliver(v, fields["f"], fields.get("o", "")):
+                        if not self._deliver(v, fields["f"], fields.get("o", ""), fields.get("c")):
                             gap = True
                             break
                 if gap:
@@ -393,7 +406,7 @@ class Replica:
             await self._reload()
         self.behind = max(0, int(v or 0) - self.log.delivered)
 
-    def _deliver(self, v: int, frame: str, origin: str = "") -> bool:
+    def _deliver(self, v: int, frame: str, origin: str = "", call: str | None = None) -> bool:
         """Commit `v` to this worker's clients; False if it does not follow
         the last one (the caller reloads)."""
         log, sync = self.log, self.sync
@@ -425,6 +438,8 @@ class Replica:
             log.version = log.delivered
             self._take(message)
             sync.publish(frame)
+            if call:  # that call ran on another worker: never here too
+                _ran_elsewhere(sync, call)
         ack = message.get("ack")
         if ack is not None:
             sync.committed_write(ack, v)
@@ -478,7 +493,11 @@ class Replica:
         loop = asyncio.get_running_loop()
         origin = f"{self.bp.worker}:{next(self._origins)}"
         token = self.lease.token if self.lease.held() else ""
-        self.proposals.append(_Proposal(v, frame, token, origin, loop.create_future()))
+        self.proposals.append(_Proposal(v, frame, token, origin, loop.create_future(), self._call))
+        if self._call:
+            if len(self._committed_calls) >= RECENT_IDS:  # answers never asked to be kept
+                self._committed_calls.clear()
+            self._committed_calls.add(self._call)
         if self._committer is None or self._committer.done():
             self._committer = loop.create_task(self._commit_all())
 
@@ -504,6 +523,7 @@ class Replica:
                         self.log.epoch,
                         self.ttl_ms,
                         self.bp.lease_ms,
+                        proposal.call,
                     ],
                 )
             except Exception as e:
@@ -586,6 +606,54 @@ class Replica:
         async with self.hold():
             return await call(*args, **kwargs)
 
+    async def act(self, call_id: Any, body: Callable[[], Awaitable[Any]]) -> Any:
+        """Call `call_id` (a client's ``$id``, or None): `body` run holding the
+        lease, after catching up, unless a commit of another worker says the
+        call ran there (`RanElsewhere`). Its commits carry the id, so every
+        worker, and every later load, knows it ran."""
+        held = _holding.get()
+        if call_id is None or (held is not None and held.active and held.replica is self):
+            async with self.hold():
+                return await body()
+        assert self.sync is not None
+        try:
+            async with self.hold():
+                if self.sync.calls.get(call_id) == ELSEWHERE:
+                    raise RanElsewhere(call_id)
+                self._call = to_json(call_id).decode()
+                return await body()
+        finally:
+            self._call = ""
+
+    def keep_answer(self, call_id: Any, frame: str) -> None:
+        """Keep the answer of a call that committed here, for a retry that
+        reaches another worker (`answer_of`); in the background, after it was
+        sent: a worker that stops before that leaves the retry `ws_sync.recent.LOST_ANSWER`."""
+        call = to_json(call_id).decode()
+        if call not in self._committed_calls:
+            return  # nothing of it was committed: a retry may run it
+        self._committed_calls.discard(call)
+
+        async def keep() -> None:
+            with contextlib.suppress(Exception):
+                await self.bp.script("keep", scripts.KEEP)(
+                    keys=[self.answers, self.answers + ":order"],
+                    args=[call, frame, RECENT_IDS, self.ttl_ms],
+                )
+
+        if len(frame) <= MAX_KEPT_ANSWER:
+            pending = asyncio.ensure_future(keep())
+            self.bp._background.add(pending)
+            pending.add_done_callback(self.bp._background.discard)
+
+    async def answer_of(self, call_id: Any) -> str | None:
+        """The answer another worker kept for `call_id`, or None."""
+        try:
+            found = await self.bp.client.hget(self.answers, to_json(call_id).decode())
+        except Exception:
+            return None
+        return found if isinstance(found, str) else None
+
     async def write(self, apply: Callable[..., Any], *args: Any) -> None:
         """A client's write, applied holding the lease and committed."""
         async with self.hold():
@@ -660,6 +728,12 @@ class Replica:
             await asyncio.wait_for(asyncio.shield(last), SETTLE_TIMEOUT)
         except TimeoutError:
             raise SharedWriteError(f"{self.key}: {UNAVAILABLE}") from None
+
+
+def _ran_elsewhere(sync: Sync, call: str) -> None:
+    call_id = from_json(call)
+    if sync.calls.get(call_id) in (None, RUNNING):  # an answer made here stays
+        sync.calls.put(call_id, ELSEWHERE)
 
 
 def _head(path: str) -> str:

@@ -27,7 +27,11 @@ if v ~= tonumber(ARGV[1]) then return {-1, v} end
 local holder = redis.call('GET', KEYS[3])
 if holder and holder ~= ARGV[4] then return {-2, v} end
 v = v + 1
-redis.call('XADD', KEYS[2], v .. '-0', 'f', ARGV[2], 'o', ARGV[3])
+if ARGV[8] ~= '' then
+  redis.call('XADD', KEYS[2], v .. '-0', 'f', ARGV[2], 'o', ARGV[3], 'c', ARGV[8])
+else
+  redis.call('XADD', KEYS[2], v .. '-0', 'f', ARGV[2], 'o', ARGV[3])
+end
 redis.call('HSET', KEYS[1], 'v', v)
 if holder then redis.call('PEXPIRE', KEYS[3], ARGV[7]) end
 local ttl = tonumber(ARGV[6])
@@ -95,4 +99,15 @@ return 0
 RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
+"""
+
+KEEP = """
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('RPUSH', KEYS[2], ARGV[1])
+while redis.call('LLEN', KEYS[2]) > tonumber(ARGV[3]) do
+  redis.call('HDEL', KEYS[1], redis.call('LPOP', KEYS[2]))
+end
+local ttl = tonumber(ARGV[4])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1
 """

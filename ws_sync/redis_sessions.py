@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from pydantic_core import to_json
+from pydantic_core import from_json, to_json
 
 from . import wire
 from .redis_replica import Replica
@@ -46,29 +46,43 @@ async def adopt(bp: RedisBackplane, session: Any, ids: tuple[str, str], ttl: flo
         await replica.adopt(sync.obj)
     bp._beat()
     await _lost_tasks(bp, session, record)
-    session.on_task = lambda obj, task, on: _note_task(bp, record, obj, task, on)
+    session.on_task = lambda obj, task, on, call: _note_task(bp, record, obj, task, on, call)
 
 
-def _note_task(bp: RedisBackplane, record: str, obj: str, task: str, on: bool) -> None:
+def _note_task(
+    bp: RedisBackplane, record: str, obj: str, task: str, on: bool, call_id: Any
+) -> None:
+    """A task of the session started here (with its start's call id) or ended."""
     name = f"task:{obj}:{task}"
     r = bp.client
-    call = r.hset(record, name, bp.worker) if on else r.hdel(record, name)
-    pending = asyncio.ensure_future(call)
+    if not on:
+        command = r.hdel(record, name, f"call:{obj}:{task}")
+    elif call_id is None:
+        command = r.hset(record, name, bp.worker)
+    else:
+        fields = {name: bp.worker, f"call:{obj}:{task}": to_json(call_id).decode()}
+        command = r.hset(record, mapping=fields)
+    pending = asyncio.ensure_future(command)
     bp._background.add(pending)
     pending.add_done_callback(bp._background.discard)
     pending.add_done_callback(lambda f: f.cancelled() or f.exception())
 
 
 async def _lost_tasks(bp: RedisBackplane, session: Any, record: str) -> None:
-    """Tasks of the session noted by a worker that is gone: each gets
-    its `_TASK_DONE` "failed" on the client's next connection."""
+    """Tasks of the session noted by other workers: their starts are not
+    run again here if the client sends them again, and each task of a worker
+    that is gone gets its `_TASK_DONE` "failed" on the client's next
+    connection."""
     noted = await bp.client.hgetall(record)
     for name, worker in noted.items():
         if not name.startswith("task:") or worker == bp.worker:
             continue
+        obj, _, task = name[5:].partition(":")
+        call = noted.get(f"call:{obj}:{task}")
+        if call is not None:
+            session.calls.put(from_json(call))  # handled: its outcome is the task's
         if await bp.client.exists(bp.key("worker", worker)):
             continue  # still running there
-        await bp.client.hdel(record, name)
-        obj, _, task = name[5:].partition(":")
+        await bp.client.hdel(record, name, f"call:{obj}:{task}")
         done = {"type": task, "status": "failed", "error": LOST_TASK}
         session.task_ended(obj, task, wire.encode(wire.task_done_event(obj), done))

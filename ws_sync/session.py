@@ -110,7 +110,9 @@ class Session:
         self._runs: set[tasks.TaskRun] = set()
         self._calls: Recent | None = None
         self._ended: dict[tuple[str, str], str] | None = None  # see `task_ended`
-        self.on_task: Callable[[str, str, bool], None] | None = None
+        self.on_task: Callable[[str, str, bool, Any], None] | None = None
+        """Told of each task that starts (with its call id) or ends, by a
+        backplane that keeps the session."""
         """Told (object key, task key, running) as tasks start and end, by a
         backplane that keeps the session (`ws_sync.backplane`)."""
         _live[self] = asyncio._get_running_loop()

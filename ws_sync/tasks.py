@@ -98,7 +98,7 @@ class TaskRun:
         _set_running(self.sync, self.key, False)
         note = getattr(self.session, "on_task", None)  # stand-ins for a session lack it
         if note is not None:
-            note(self.sync.key, self.key, False)
+            note(self.sync.key, self.key, False, None)
         done: dict[str, Any] = {"type": self.key, "status": status}
         if status == "completed":
             done["result"] = result
@@ -139,9 +139,15 @@ def _set_running(sync: Sync, key: str, on: bool) -> None:
 
 
 def start(
-    session: Session, sync: Sync, method: RemoteMethod, args: list[Any], kwargs: dict[str, Any]
+    session: Session,
+    sync: Sync,
+    method: RemoteMethod,
+    args: list[Any],
+    kwargs: dict[str, Any],
+    call_id: Any = None,
 ) -> TaskRun:
-    """Start `method` on the object of `sync` (params already validated)."""
+    """Start `method` on the object of `sync` (params already validated);
+    `call_id` is the client's ``$id`` of the start, noted with the task."""
     runs = _running.setdefault(sync, {})
     if method.key in runs:
         raise TaskError(f"task {method.key!r} is already running")
@@ -161,7 +167,7 @@ def start(
         handles[method.key] = run.task
     note = getattr(session, "on_task", None)
     if note is not None:  # a backplane keeps the session: it notes the task
-        note(sync.key, method.key, True)
+        note(sync.key, method.key, True, call_id)
     return run
 
 
