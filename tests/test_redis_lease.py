@@ -102,6 +102,7 @@ async def test_the_lease_goes_to_the_worker_that_asks_and_back(
     assert holder != parked  # b's now, or let go after b's handler (it was contended)
     for i in range(3, 13):  # alternating: every turn a hand-over or a release
         assert await increment(a if i % 2 else b) == i
+    await asyncio.wait_for(delivered(a, 12), 10)
     assert (a.count, b.count) == (12, 12)
 
 
@@ -125,6 +126,7 @@ async def test_a_busy_worker_hands_over_after_a_bounded_batch(
     await slow(b, "b")
     await asyncio.gather(*queued)
     assert order.index("b") <= BATCH + 3  # not after every queued handler of a
+    await asyncio.wait_for(asyncio.gather(delivered(a, 31), delivered(b, 31)), 10)
     assert a.count == b.count == 31
 
 
@@ -168,3 +170,42 @@ async def test_a_lost_lease_costs_a_retry_never_an_update(
     assert await increment(a) == 3  # asks again, and counts on b's commit
     await asyncio.wait_for(delivered(b, 3), 10)
     assert b.count == 3
+
+
+BUSY = """
+local start = tonumber(redis.call('TIME')[1])
+while tonumber(redis.call('TIME')[1]) < start + tonumber(ARGV[1]) do end
+return 1
+"""
+
+
+async def test_a_commit_run_after_its_call_timed_out_is_taken_from_the_stream(
+    redis_url: str,
+) -> None:
+    prefix = f"t{random.getrandbits(32):x}:"
+    planes = [
+        RedisBackplane(
+            redis_url,
+            prefix=prefix,
+            client=Redis.from_url(redis_url, decode_responses=True, socket_timeout=1),
+        )
+        for _ in range(2)
+    ]
+    a, b = (shared("COUNTER", Counter, backplane=bp) for bp in planes)
+    r = Redis.from_url(redis_url)
+    try:
+        await a.ready()
+        await b.ready()
+        await increment(a)  # a parks the lease: the next handler's only call is its commit
+        busy = asyncio.ensure_future(r.eval(BUSY, 0, 3))  # Redis reads nothing for 2-3 s
+        await asyncio.sleep(0.2)
+        # the commit call times out after 1 s; Redis runs it once free: it was committed
+        assert await increment(a) == 2
+        await busy
+        await asyncio.wait_for(delivered(b, 2), 10)
+        assert (a.count, b.count) == (2, 2)
+        assert planes[0].counters["unavailable"] >= 1  # the commit call did fail
+    finally:
+        await r.aclose()
+        for bp in planes:
+            await bp.close()

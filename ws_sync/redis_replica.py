@@ -76,6 +76,11 @@ SETTLE_TIMEOUT = 10.0
 """How long a commit may take to come back from the stream."""
 BLOCK_MS = 1000
 """A stream read's wait; after it, the object's hash is checked."""
+IN_DOUBT = (
+    "the shared state became unreachable while this change was being committed; "
+    "if it was, every client gets it once the state is reachable again"
+)
+
 MAX_KEPT_ANSWER = 1 << 16
 """Characters of an answer kept in Redis for a retry on another worker; a
 bigger one is not kept (such a retry is told its result was lost)."""
@@ -93,6 +98,8 @@ class _Proposal:
     exclude: Any = None
     reply: str | None = None
     sent: bool = False
+    doubt: bool = False
+    """Sent, but the connection failed before the answer: Redis may have run it."""
     made: float = field(default_factory=time.perf_counter)
 
 
@@ -394,6 +401,9 @@ class Replica:
         assert self.log is not None and self.sync is not None
         r = self.bp.client
         epoch, v = await r.hmget(self.hash, ["epoch", "v"])
+        doubt = next((p for p in self.proposals if p.doubt), None)
+        if doubt is not None and epoch == self.log.epoch and int(v) < doubt.v:
+            self._fail_all(SharedWriteError(f"{self.key}: {UNAVAILABLE}"))  # it never ran
         if epoch is None:  # Redis lost its data: store ours under a new epoch
             state = to_json(self.log.doc).decode()
             made = await self.bp.script("create", scripts.CREATE)(
@@ -512,6 +522,7 @@ class Replica:
                 with contextlib.suppress(Exception):
                     await self._reseed()
             sent_at = time.monotonic()
+            proposal.sent = True  # on its way: its answer, or the stream, says what it became
             try:
                 code, _ = await commit(
                     keys=[self.hash, self.stream, self.lease.key],
@@ -532,10 +543,13 @@ class Replica:
                     self._alone(proposal)
                     continue
                 logger.warning("%s: commit failed: %s", self.key, e)
+                if is_connection_error(e):  # the stream will tell (see `_check`)
+                    proposal.doubt = True
+                else:
+                    proposal.sent = False
                 self._fail_unsent(SharedWriteError(f"{self.key}: {UNAVAILABLE}"))
                 return
             if code == 1:
-                proposal.sent = True
                 self.bp.counters["commits"] += 1
                 lease = self.lease
                 if proposal.token and proposal.token == lease.token:
@@ -552,6 +566,7 @@ class Replica:
                 continue
             self.bp.counters["conflicts"] += 1
             self.lease.forget()
+            proposal.sent = False
             why = "another worker holds it" if code == -2 else "another change came first"
             self._fail_unsent(SharedWriteError(f"{self.key}: not committed ({why}); retry"))
             return
@@ -723,11 +738,12 @@ class Replica:
         """Wait until every change proposed here is delivered (or refused)."""
         if not self.proposals:
             return
-        last = self.proposals[-1].done
+        last = self.proposals[-1]
         try:
-            await asyncio.wait_for(asyncio.shield(last), SETTLE_TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(last.done), SETTLE_TIMEOUT)
         except TimeoutError:
-            raise SharedWriteError(f"{self.key}: {UNAVAILABLE}") from None
+            why = IN_DOUBT if any(p.doubt for p in self.proposals) else UNAVAILABLE
+            raise SharedWriteError(f"{self.key}: {why}") from None
 
 
 def _ran_elsewhere(sync: Sync, call: str) -> None:
