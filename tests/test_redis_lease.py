@@ -209,3 +209,32 @@ async def test_a_commit_run_after_its_call_timed_out_is_taken_from_the_stream(
         await r.aclose()
         for bp in planes:
             await bp.close()
+
+
+async def test_the_wait_for_a_turn_is_told_apart_from_the_work(
+    pair: list[Shared[Counter]],
+) -> None:
+    a, b = pair
+    holding = asyncio.Event()
+
+    async def hold_b() -> None:
+        async with b.lock():
+            holding.set()
+            await asyncio.sleep(0.5)
+            b.count += 1
+
+    held = asyncio.ensure_future(hold_b())
+    await holding.wait()
+    worked: list[float] = []
+
+    def apply() -> None:
+        began = asyncio.get_running_loop().time()
+        a.obj.count += 1
+        worked.append(asyncio.get_running_loop().time() - began)
+
+    waited: list[float] = []
+    await a.sync.gate.write(apply, waited=waited)
+    await held
+    assert a.count == 2
+    [wait] = waited
+    assert wait >= 0.3 > worked[0]  # the turn b held is waiting, not the client's work

@@ -220,11 +220,13 @@ class Dispatcher:
         error, then the full state to put its copy back in step."""
         apply = sync.handle_client_set if event.startswith("_SET") else sync.handle_client_patch
         start = time.perf_counter()
+        waited: list[float] = []  # for a turn across the deployment: not this client's work
         try:
             if sync.gate is None:
                 apply(data, self.session, self.write_id, self.base)
             else:
-                await sync.gate.write(apply, data, self.session, self.write_id, self.base)
+                args = (data, self.session, self.write_id, self.base)
+                await sync.gate.write(apply, *args, waited=waited)
         except ClientWriteError as e:
             self.error(event, e.message, e.errors)
             self._resend(event, sync)
@@ -232,7 +234,7 @@ class Dispatcher:
             self._failed(event, e, f"{sync.key}: client write")
             self._resend(event, sync)
         finally:
-            self.conn.charge(time.perf_counter() - start)
+            self.conn.charge(time.perf_counter() - start - sum(waited))
 
     def _method(self, event: str, kind: Kind, sync: Sync, data: Any) -> RemoteMethod | None:
         """The exposed method named by ``data["type"]``, or an `_ERROR` and None."""

@@ -669,10 +669,22 @@ class Replica:
             return None
         return found if isinstance(found, str) else None
 
-    async def write(self, apply: Callable[..., Any], *args: Any) -> None:
-        """A client's write, applied holding the lease and committed."""
-        async with self.hold():
-            apply(*args)
+    async def write(
+        self, apply: Callable[..., Any], *args: Any, waited: list[float] | None = None
+    ) -> None:
+        """A client's write, applied holding the lease and committed. `waited`
+        gets the seconds spent waiting for the turn and the commit: not work
+        done for the client (`Connection.charge`)."""
+        start = time.perf_counter()
+        busy = 0.0
+        try:
+            async with self.hold():
+                began = time.perf_counter()
+                apply(*args)
+                busy = time.perf_counter() - began
+        finally:
+            if waited is not None:
+                waited.append(time.perf_counter() - start - busy)
 
     @contextlib.asynccontextmanager
     async def hold(self) -> AsyncIterator[None]:
