@@ -574,3 +574,50 @@ async def test_canceller_runs_instead_of_task_cancel() -> None:
         await hard
     assert sorted(events) == ["canceller", "hard cancelled", "soft returned"]
     assert events.index("canceller") < events.index("soft returned")
+
+
+async def test_raw_handlers_keep_the_allow_of_their_marks() -> None:
+    import json
+
+    from ws_sync import Session, remote_action, remote_task
+    from ws_sync.dispatch import Dispatcher
+    from ws_sync.permissions import FORBIDDEN
+
+    def nobody(session: Session, params: dict[str, Any]) -> bool:
+        return params.get("by") == 0  # only the harmless call
+
+    @remote_action(allow=nobody)
+    def add(obj: Any, by: int) -> None:
+        obj.n += by
+
+    @remote_task(allow=nobody)
+    async def job(obj: Any, by: int) -> None:
+        obj.n += 100
+
+    class Raw:
+        def __init__(self) -> None:
+            self.n = 0
+
+    sent: list[dict[str, Any]] = []
+
+    class Conn:
+        protocol = 1
+        closing = False
+
+        def push(self, frame: str) -> None:
+            sent.append(json.loads(frame))
+
+    with Session() as session:
+        raw = Raw()
+        Sync.only(raw, "RAW", n=..., _actions={"ADD": add}, _tasks={"JOB": job})
+    dispatcher = Dispatcher(session, Conn())  # type: ignore[arg-type]
+    await dispatcher.event("_ACTION:RAW", {"type": "ADD", "by": 5, "$id": 1})
+    await dispatcher.event("_TASK_START:RAW", {"type": "JOB", "by": 5})
+    assert raw.n == 0
+    assert [(f["type"], f["data"].get("error", f["data"])["message"]) for f in sent] == [
+        ("_ERROR", FORBIDDEN),
+        ("_ACTION_RESULT:RAW", FORBIDDEN),
+        ("_ERROR", FORBIDDEN),
+    ]
+    await dispatcher.event("_ACTION:RAW", {"type": "ADD", "by": 0, "$id": 2})
+    assert raw.n == 0 and sent[-1]["data"] == {"id": 2, "ok": True, "result": None}

@@ -48,6 +48,16 @@ def _mark(func: Any, kind: Kind, key: str, allow: Allow | None = None) -> Any:
     return func
 
 
+def allow_of(func: Any, kind: Kind) -> Allow | None:
+    """The `allow` a ``remote_action``/``remote_task`` mark gave `func` (a
+    function, or a method bound to its object), for `kind`."""
+    target = getattr(func, "__func__", func)
+    for marked, _, allow in getattr(target, "__dict__", {}).get(_MARK, ()):
+        if marked == kind and allow is not None:
+            return allow  # type: ignore[no-any-return]
+    return None
+
+
 def _name(func: Any) -> str:
     target = func.__func__ if isinstance(func, staticmethod | classmethod) else func
     return target.__name__

@@ -19,7 +19,7 @@ from .actions import ParamsError
 from .changelog import MISSING
 from .invoke import invoke
 from .naming import camel as to_camel
-from .remote import Kind, RemoteMethod
+from .remote import Kind, RemoteMethod, allow_of
 from .serialize import attribute_json
 
 Handlers = Mapping[str, Callable[..., Any]]
@@ -58,7 +58,9 @@ def extra_handlers(
 ) -> dict[Kind, dict[str, RemoteMethod]] | None:
     """Upstream's raw handler dicts (``Sync(obj, actions={...})``) as exposed
     methods of this one object. A bound method is called as it is; a plain
-    function gets the object first, as upstream did."""
+    function gets the object first, as upstream did. A handler marked with
+    ``remote_action(allow=...)`` or ``remote_task(allow=...)`` keeps its
+    `allow` here too."""
     if not (actions or tasks or task_cancels):
         return None
     given: tuple[tuple[Kind, Handlers | None], ...] = (
@@ -68,7 +70,9 @@ def extra_handlers(
     )
     return {
         kind: {
-            key: RemoteMethod(kind, key, getattr(func, "__name__", key), _raw(func))
+            key: RemoteMethod(
+                kind, key, getattr(func, "__name__", key), _raw(func), allow_of(func, kind)
+            )
             for key, func in (handlers or {}).items()
         }
         for kind, handlers in given
