@@ -5,6 +5,7 @@ never a way to lose an update (two replicas in one process for two workers)."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 from collections.abc import AsyncIterator, Iterator
 
@@ -238,3 +239,48 @@ async def test_the_wait_for_a_turn_is_told_apart_from_the_work(
     assert a.count == 2
     [wait] = waited
     assert wait >= 0.3 > worked[0]  # the turn b held is waiting, not the client's work
+
+
+async def test_two_busy_workers_take_turns(pair: list[Shared[Counter]]) -> None:
+    a, b = pair
+    order: list[str] = []
+
+    async def play(handle: Shared[Counter], name: str) -> None:
+        for _ in range(25):
+
+            async def step() -> None:
+                order.append(name)
+                handle.obj.count += 1
+
+            await handle.sync.gate.run(step)
+
+    await asyncio.gather(*(play(h, n) for h, n in ((a, "a"), (b, "b")) for _ in range(4)))
+    turns = sum(1 for x, y in itertools.pairwise(order) if x != y)
+    assert turns >= 200 // (BATCH + 1) // 2  # each hands over after a bounded batch
+    await asyncio.wait_for(asyncio.gather(delivered(a, 200), delivered(b, 200)), 10)
+    assert a.count == b.count == 200
+
+
+async def test_an_ask_read_with_the_grant_is_not_forgotten(
+    pair: list[Shared[Counter]], redis_url: str
+) -> None:
+    a, b = pair
+    lease = b.sync.gate.lease
+    r = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        async with a.lock():  # a holds the lease, busy: it hands over only at the end
+            taking = asyncio.ensure_future(lease.take())
+            while not lease._asking or await r.get(lease.want) not in lease._asking:
+                await asyncio.sleep(0.001)  # b's ask is in Redis: b waits for the grant
+            [token] = lease._asking
+            await asyncio.sleep(0.01)
+            await r.set(lease.key, token, px=5000)  # a grant, as a hand-over makes it
+            # read in one batch with it: another worker's ask
+            lease.seen("1-1", {"g": token, "v": "0"})
+            lease.seen("1-2", {"w": "elsewhere:1"})
+            assert await taking == 0
+            assert lease.wanted  # so b hands the lease on after its handler
+            lease.done(False)
+            assert lease.token == ""
+    finally:
+        await r.aclose()

@@ -120,7 +120,7 @@ class Lease:
     async def _ask(self) -> int:
         token = self.token or f"{self.bp.worker}:{next(self._tokens)}"
         script = self.bp.script("lease", scripts.LEASE)
-        args = [token, self.ms, self.bp.key("worker", ""), WANT_MS]
+        args = [token, self.ms, self.bp.key("worker", ""), WANT_MS, 0]
         keys = [self.key, self.hash, self.want, self.wants]
         deadline = time.monotonic() + ACQUIRE_TIMEOUT
         wait = 0.005
@@ -146,10 +146,11 @@ class Lease:
                     with contextlib.suppress(TimeoutError):
                         got = await asyncio.wait_for(asyncio.shield(granted), wait)
                     wait = min(wait * 2, 0.1) * (0.75 + random.random() / 2)
+                    args[-1] = 1  # asked again: announced again, should the holder have missed it
                     if got < 0:
                         continue
-                if not self.token:
-                    self.wanted = bool(wanted)
+                if not self.token:  # an ask seen meanwhile stands
+                    self.wanted = self.wanted or bool(wanted)
                     self.streak = 0
                 self.token = token
                 self.extended(sent)

@@ -61,7 +61,7 @@ local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then
   local worker = string.match(holder, '^[^:]*')
   if redis.call('EXISTS', ARGV[3] .. worker) == 1 then
-    if redis.call('GET', KEYS[3]) ~= ARGV[1] then
+    if ARGV[5] == '1' or redis.call('GET', KEYS[3]) ~= ARGV[1] then
       redis.call('XADD', KEYS[4], 'MAXLEN', '~', 64, '*', 'w', ARGV[1])
     end
     redis.call('SET', KEYS[3], ARGV[1], 'PX', ARGV[4])
