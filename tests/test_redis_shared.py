@@ -242,3 +242,38 @@ async def test_a_write_sent_again_to_a_worker_that_loaded_after_its_commit_is_an
         assert b.items == ["once"]
     answer = again.events(versions=True)
     assert answer and answer[-1]["ack"] == "w-1" and answer[-1]["v"] == 1
+
+
+class Deck:
+    @sync_all("DECK", read_only=["owner"])
+    def __init__(self) -> None:
+        self.cards = [f"card {i}" for i in range(1000)]
+        self.owner = "ann"
+
+
+async def test_another_workers_commit_lands_as_its_ops(planes: list[RedisBackplane]) -> None:
+    a = shared("DECK", Deck, backplane=planes[0])
+    b = shared("DECK", Deck, backplane=planes[1])
+    await a.ready()
+    await b.ready()
+    cards = b.obj.cards
+    async with a.lock():
+        a.cards.insert(0, "first")
+    async with b.lock():  # caught up
+        assert b.obj.cards is cards  # the same list, changed in place: not rebuilt
+        assert b.cards == a.cards
+    async with a.lock():  # ops that depend on each other land on a validated copy
+        a.cards.insert(0, "second")
+        a.cards[500] = "changed"
+    async with b.lock():
+        assert b.cards == a.cards
+        assert b.sync.log.doc == b.sync.state()
+    async with a.lock():  # clients may not write this one: the attribute is loaded whole
+        a.owner = "bob"
+        a.cards.append("last")
+    async with b.lock():
+        assert (b.owner, b.cards[-1]) == ("bob", "last")
+        assert b.sync.log.doc == b.sync.state()
+    async with b.lock():  # and nothing of it is committed again
+        pass
+    assert b.sync.log.version == a.sync.log.version == 3

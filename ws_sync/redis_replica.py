@@ -57,9 +57,11 @@ from pydantic_core import from_json, to_json
 from . import redis_scripts as scripts
 from . import wire
 from .commit import CommitLog
+from .limits import Limits
 from .recent import ELSEWHERE, RECENT_IDS, RUNNING, RanElsewhere
 from .redis_lease import UNAVAILABLE, Lease, is_connection_error
 from .shared import SharedStateError, SharedWriteError, load_state
+from .validation import apply_patch
 
 if TYPE_CHECKING:
     from .redis_backplane import RedisBackplane
@@ -80,6 +82,9 @@ IN_DOUBT = (
     "the shared state became unreachable while this change was being committed; "
     "if it was, every client gets it once the state is reachable again"
 )
+
+_TRUSTED = Limits(max_patch_ops=1 << 62, max_copy_nodes=1 << 62)
+"""A commit's ops were checked where they were made: no client's limits."""
 
 MAX_KEPT_ANSWER = 1 << 16
 """Characters of an answer kept in Redis for a retry on another worker; a
@@ -483,9 +488,16 @@ class Replica:
         if message.get("type", "").startswith("_SET"):
             load_state(sync, log.doc)
             return
-        heads = {_head(op.get("path", "")) for op in message.get("data", ())}
-        heads |= {_head(op["from"]) for op in message.get("data", ()) if "from" in op}
-        load_state(sync, log.doc, heads)
+        ops = message.get("data") or []
+        try:  # the ops themselves, validated as they land: costs what the change does
+            apply_patch(sync, ops, _TRUSTED)
+        except Exception:  # e.g. a read-only attribute: clients may not write it
+            sync.collect()
+            heads = {_head(op.get("path", "")) for op in ops}
+            heads |= {_head(op["from"]) for op in ops if "from" in op}
+            load_state(sync, log.doc, heads)  # the attributes it touched, whole
+        else:
+            sync.collect()  # applied: not a change of this worker's to commit
 
     def _restore(self) -> None:
         """The object back to the committed state (a change that was refused)."""
