@@ -206,6 +206,7 @@ class RedisBackplane(Backplane):
                 token = int(await take(keys=[lease, fence], args=[holder, self.lease_ms]))
             except Exception:
                 token = 0
+            _raise_if_cancelled()
             if not token:
                 await asyncio.sleep(every)
                 continue
@@ -221,6 +222,7 @@ class RedisBackplane(Backplane):
                         kept = await renew(keys=[lease], args=[holder, self.lease_ms])
                     except Exception:
                         kept = 0
+                    _raise_if_cancelled()
                     if kept:
                         held.until = sent + self.lease_ms / 1000
                         continue
@@ -354,3 +356,11 @@ class RedisBackplane(Backplane):
         out["shared_pending"] = pending(self)
         out["behind"] = sum(r.behind for r in self._replicas.values())
         return out
+
+
+def _raise_if_cancelled() -> None:
+    """Raise the cancellation of the current task if redis-py swallowed it
+    (it can, when one lands inside a command): the task still counts it."""
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
