@@ -24,6 +24,8 @@ from ws_sync.backplane import Backplane, RevokeIncomplete, leader, still_leader
 from ws_sync.redis_backplane import RedisBackplane
 from ws_sync.redis_sessions import forget_principal
 
+pytestmark = pytest.mark.slow
+
 OPS = "redis_app:ops_app"
 
 

@@ -26,7 +26,12 @@ deployment. Server code outside handlers (a timer, a task) changes one inside
 ``async with board.lock():``, which waits its turn and commits on exit; a
 change made outside is committed only if no handler runs meanwhile anywhere,
 and is otherwise discarded (logged). `one_worker` runs a background job on a
-single worker at a time.
+single worker at a time, under a fencing token (`ws_sync.backplane.leader`).
+
+A worker whose backplane is unreachable at startup still starts: `start`
+returns, and the objects load (and the jobs start) once it answers; until
+then the endpoint opens the sessions that need no shared object
+(`ws_sync.endpoint`).
 """
 
 from __future__ import annotations
