@@ -77,16 +77,12 @@ class Backplane:
 
     def unreachable(self, error: BaseException) -> bool:
         """Whether `error` says the backplane could not be reached (so that
-        trying again later may work)."""
-        return isinstance(error, Unreachable)
+        trying again later may work). The in-process one is always there."""
+        return False
 
     def stats(self) -> dict[str, float]:
         """Counters for `ws_sync.metrics`."""
         return {}
-
-
-class Unreachable(ConnectionError):
-    """The backplane is unreachable now; nothing was done."""
 
 
 class RevokeIncomplete(ConnectionError):

@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from . import redis_scripts as scripts
-from .backplane import Backplane, Leadership, RevokeIncomplete, Unreachable, run_leading
+from .backplane import Backplane, Leadership, RevokeIncomplete, run_leading
 from .redis_replica import Replica, locked
 
 if TYPE_CHECKING:
@@ -131,14 +131,14 @@ class RedisBackplane(Backplane):
     def unreachable(self, error: BaseException) -> bool:
         from redis.exceptions import ConnectionError, TimeoutError
 
-        return isinstance(error, Unreachable | ConnectionError | TimeoutError | OSError)
+        return isinstance(error, ConnectionError | TimeoutError | OSError)
 
     def up(self) -> None:
         """Redis answered."""
         if not self.connected:
             self.connected = True
             self.counters["reconnects"] += 1
-            logger.warning("Redis backplane %s: reachable again", self.url)
+            logger.info("Redis backplane %s: reachable again", self.url)
 
     def down(self, error: BaseException) -> None:
         """An attempt to reach Redis failed (logged once until it answers)."""
