@@ -71,7 +71,7 @@ async def _adopt(bp: RedisBackplane, session: Any, ids: tuple[str, str], ttl: fl
         if sync.gate is not None or sync.obj is None:
             continue  # shared: kept already
         replica = Replica(bp, key, f"{record}:{key}", ttl_ms=ttl_ms)
-        stored += (replica.hash, replica.stream, replica.lease)
+        stored += _keys(replica)
         await replica.adopt(sync.obj)
     bp._beat()
     await _lost_tasks(bp, session, record)
@@ -139,6 +139,13 @@ async def forget_sessions(bp: RedisBackplane, sessions: Iterable[Any]) -> int:
     """Delete what these sessions stored in Redis; how many keys."""
     keys = [k for s in sessions for k in getattr(s, "stored_keys", ())]
     return int(await bp.client.unlink(*keys)) if keys else 0
+
+
+def _keys(replica: Replica) -> list[str]:
+    """Every key `replica` may write (what a revocation deletes)."""
+    lease, answers = replica.lease, replica.answers
+    objects = [replica.hash, replica.stream, answers, answers + ":order"]
+    return [*objects, lease.key, lease.want, lease.wants]
 
 
 def _glob_escape(text: str) -> str:
