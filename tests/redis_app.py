@@ -16,8 +16,9 @@ from starlette.websockets import WebSocket
 import ws_sync
 from ws_sync import remote_action, remote_task, session_context, sync_endpoint, sync_only
 from ws_sync.auth import revoke
+from ws_sync.backplane import leader
 from ws_sync.metrics import metrics_route
-from ws_sync.shared import shared
+from ws_sync.shared import one_worker, shared
 
 
 class Board:
@@ -98,8 +99,23 @@ async def revoke_route(request: Request) -> JSONResponse:
     return JSONResponse({"closed": closed})
 
 
+leadership: list[object] = []
+"""What the one-worker job saw of its lease here, each time it started."""
+
+
+@one_worker("ops-leader")
+async def lead() -> None:
+    leadership.append(leader())
+    await asyncio.Event().wait()
+
+
+async def leader_route(request: Request) -> JSONResponse:
+    return JSONResponse(leadership)
+
+
 ops_app = Starlette(
     routes=[
+        Route("/leader", leader_route),
         sync_endpoint(join, authenticate=signed_in, shared_timeout=2.0),
         sync_endpoint(Notes, path="/notes"),  # uses no shared object
         Route("/revoke/{name}", revoke_route, methods=["POST"]),
@@ -108,4 +124,5 @@ ops_app = Starlette(
     lifespan=ws_sync.lifespan(grace=0.5),
 )
 """The operations tests' app: signed-in sessions, a revoke route, metrics,
-and an endpoint whose sessions need no shared object."""
+an endpoint whose sessions need no shared object, and what the one-worker
+job saw (every worker of this module competes for it)."""

@@ -153,11 +153,12 @@ class Client:
     def _frame(self, frame: dict[str, Any]) -> None:
         event = frame["type"]
         if event == "_REQUEST_USER_SESSION":
-            self._pending.add(
-                asyncio.ensure_future(
-                    self._send("_USER_SESSION", {"user": self.user, "session": self.session})
-                )
+            answer = asyncio.ensure_future(
+                self._send("_USER_SESSION", {"user": self.user, "session": self.session})
             )
+            self._pending.add(answer)
+            answer.add_done_callback(self._pending.discard)
+            answer.add_done_callback(lambda f: f.cancelled() or f.exception())  # closed first
         elif event.startswith("_SET:"):
             copy = self.copies.setdefault(event[5:], Copy())
             copy.state, copy.version, copy.epoch = frame["data"], frame["v"], frame["epoch"]

@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import random
 import shutil
-import threading
+import signal
+import sys
 import urllib.request
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -94,14 +97,17 @@ async def test_revoke_on_one_worker_closes_the_principal_on_every_worker(
             assert notes.state == {"notes": []}
             await client.close()
 
-        # another principal's stored session is untouched: bob resumes on a
+        # another principal's stored session is untouched: bob resumes it on a
         await bob.close()
-        await bob.connect(f"{a.url}&user=bob")
-        await bob.ready()
+        again = Client()
+        again.user, again.session = bob.user, bob.session
+        await again.connect(f"{a.url}&user=bob")
+        await again.ready()
         async with asyncio.timeout(20):
-            while bob.copies["NOTES"].state != {"notes": ["bob's", "still here"]}:
+            while "NOTES" not in again.copies:
                 await asyncio.sleep(0.02)
-        await bob.close()
+        assert again.copies["NOTES"].state == {"notes": ["bob's", "still here"]}
+        await again.close()
     finally:
         a.stop()
         b.stop()
@@ -172,6 +178,7 @@ async def test_a_worker_starts_without_redis_and_catches_up_when_it_comes() -> N
     try:
         assert await metric(worker, "backplane_connected") == 0
         assert await metric(worker, "backplane_shared_pending") == 1
+        assert await http(worker, "/leader") == "[]"  # jobs wait for Redis
 
         # a session whose factory uses no shared object works
         notes = Client(key="NOTES")
@@ -196,6 +203,13 @@ async def test_a_worker_starts_without_redis_and_catches_up_when_it_comes() -> N
         assert await metric(worker, "backplane_connected") == 1
         assert await metric(worker, "backplane_shared_pending") == 0
         assert await metric(worker, "backplane_reconnects") >= 1
+        seen: list[Any] = []
+        async with asyncio.timeout(20):  # the one-worker job started too
+            while not seen:
+                seen = json.loads(await http(worker, "/leader"))
+                await asyncio.sleep(0.1)
+        [[job, token]] = seen
+        assert job == "ops-leader" and token > 0
         assert (await notes.action("note", text="still local"))["ok"]
         for client in (notes, board):
             await client.close()
@@ -251,56 +265,40 @@ async def test_an_in_process_job_leads_with_a_token() -> None:
     assert leader() is None and not still_leader()  # outside a job
 
 
-def test_a_stalled_leader_is_fenced_by_the_next_one(redis: RedisServer) -> None:
-    """Worker A stalls (its event loop blocked, as in a long GC pause) past
-    its lease; worker B, in another thread, takes the lease with a larger
-    token; A wakes up and its check fails."""
+async def test_a_stalled_leader_is_fenced_by_the_next_one(redis: RedisServer) -> None:
+    """Worker A (a child process) is stopped (SIGSTOP, as in a long GC pause)
+    past its lease; worker B takes the lease with a larger token; A, let run
+    again, sees at once that it no longer leads."""
     name = prefix()
-    a_leads, b_leads = threading.Event(), threading.Event()
-    seen: dict[str, Any] = {}
+    code = "import asyncio, sys, redis_helpers as h; asyncio.run(h.lead_and_report(*sys.argv[1:]))"
+    a = await asyncio.create_subprocess_exec(
+        *(sys.executable, "-c", code, redis.url, name, "300"),
+        stdout=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parent,
+    )
+    assert a.stdout is not None
 
-    async def worker_b() -> None:
-        bp = RedisBackplane(redis.url, prefix=name, lease_ms=300)
+    async def line() -> dict[str, Any]:
+        return json.loads(await asyncio.wait_for(a.stdout.readline(), 30))  # type: ignore[union-attr]
 
-        async def job() -> None:
-            seen["b"] = (leader(), still_leader())
-            b_leads.set()
+    bp = RedisBackplane(redis.url, prefix=name, lease_ms=300)
+    seen: list[tuple[tuple[str, int] | None, bool]] = []
 
-        try:
-            a_leads.wait(20)
-            await asyncio.wait_for(bp.lead("tick", job), 20)
-        finally:
-            await bp.close()
+    async def job() -> None:
+        seen.append((leader(), still_leader()))
 
-    async def worker_a() -> None:
-        bp = RedisBackplane(redis.url, prefix=name, lease_ms=300)
-        done = asyncio.Event()
-
-        async def job() -> None:
-            seen["a"] = (leader(), still_leader())
-            a_leads.set()
-            b_leads.wait(20)  # the stall: no renewal runs meanwhile
-            seen["a_after"] = still_leader()
-            done.set()
-            await asyncio.Event().wait()
-
-        lead = asyncio.ensure_future(bp.lead("tick", job))
-        try:
-            await asyncio.wait_for(done.wait(), 30)
-        finally:
-            lead.cancel()
-            await asyncio.gather(lead, return_exceptions=True)
-            await bp.close()
-
-    other = threading.Thread(target=lambda: asyncio.run(worker_b()))
-    other.start()
     try:
-        asyncio.run(worker_a())
+        a_name, a_token = (await line())["leader"]
+        a.send_signal(signal.SIGSTOP)  # no renewal runs meanwhile
+        try:
+            await asyncio.wait_for(bp.lead("tick", job), 30)  # B: the lease ran out
+        finally:
+            a.send_signal(signal.SIGCONT)
+        assert await line() == {"held": False}
     finally:
-        other.join(30)
-    (a_name, a_token), a_held = seen["a"]
-    (b_name, b_token), b_held = seen["b"]
-    assert a_name == b_name == "tick"
-    assert a_held and b_held
+        a.kill()
+        await a.wait()
+        await bp.close()
+    [((b_name, b_token), b_held)] = seen
+    assert a_name == b_name == "tick" and b_held
     assert b_token > a_token
-    assert seen["a_after"] is False
