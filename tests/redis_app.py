@@ -8,10 +8,17 @@ import asyncio
 import os
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+from starlette.websockets import WebSocket
 
 import ws_sync
 from ws_sync import remote_action, remote_task, session_context, sync_endpoint, sync_only
-from ws_sync.shared import shared
+from ws_sync.auth import revoke
+from ws_sync.backplane import leader
+from ws_sync.metrics import metrics_route
+from ws_sync.shared import one_worker, shared
 
 
 class Board:
@@ -80,3 +87,42 @@ def join() -> list[object]:
 
 
 app = Starlette(routes=[sync_endpoint(join)], lifespan=ws_sync.lifespan(grace=0.5))
+
+
+def signed_in(ws: WebSocket) -> str | None:
+    """The tests' sign-in: the principal is named in the query (``?user=``)."""
+    return ws.query_params.get("user")
+
+
+async def revoke_route(request: Request) -> JSONResponse:
+    closed = await revoke(request.path_params["name"], "Signed out")
+    return JSONResponse({"closed": closed})
+
+
+leadership: list[object] = []
+"""What the one-worker job saw of its lease here, each time it started."""
+
+
+@one_worker("ops-leader")
+async def lead() -> None:
+    leadership.append(leader())
+    await asyncio.Event().wait()
+
+
+async def leader_route(request: Request) -> JSONResponse:
+    return JSONResponse(leadership)
+
+
+ops_app = Starlette(
+    routes=[
+        Route("/leader", leader_route),
+        sync_endpoint(join, authenticate=signed_in, shared_timeout=2.0),
+        sync_endpoint(Notes, path="/notes"),  # uses no shared object
+        Route("/revoke/{name}", revoke_route, methods=["POST"]),
+        metrics_route("/metrics"),
+    ],
+    lifespan=ws_sync.lifespan(grace=0.5),
+)
+"""The operations tests' app: signed-in sessions, a revoke route, metrics,
+an endpoint whose sessions need no shared object, and what the one-worker
+job saw (every worker of this module competes for it)."""

@@ -59,3 +59,30 @@ class RedisServer:
     def __exit__(self, *exc: object) -> None:
         self.stop()
         shutil.rmtree(self._dir, ignore_errors=True)
+
+
+async def lead_and_report(url: str, prefix: str, lease_ms: str) -> None:
+    """A worker for fencing tests, run as a child process: lead the job
+    "tick" and print, as JSON lines, its fencing token when it starts, then
+    ``still_leader()`` each time it changes (a stopped process shows what it
+    sees when it runs again)."""
+    import asyncio
+    import json
+
+    from ws_sync.backplane import leader, still_leader
+    from ws_sync.redis_backplane import RedisBackplane
+
+    async def job() -> None:
+        print(json.dumps({"leader": leader()}), flush=True)
+        held = True
+        while True:
+            if still_leader() != held:
+                held = not held
+                print(json.dumps({"held": held}), flush=True)
+            await asyncio.sleep(0.01)
+
+    bp = RedisBackplane(url, prefix=prefix, lease_ms=int(lease_ms))
+    try:
+        await bp.lead("tick", job)
+    finally:
+        await bp.close()

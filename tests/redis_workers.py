@@ -32,6 +32,7 @@ class Worker:
         self.app = app
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}/ws?ws_sync=2"
+        self.http = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 20.0) -> Worker:
@@ -101,6 +102,7 @@ class Client:
         self._waiting: dict[str, asyncio.Future[Any]] = {}
         self._writes: set[str] = set()
         self.done: list[dict[str, Any]] = []
+        self.disconnected: Any = None
         self._pending: set[asyncio.Future[None]] = set()
         self._ws: Any = None
         self._reader: asyncio.Task[None] | None = None
@@ -116,6 +118,16 @@ class Client:
     @property
     def connected(self) -> bool:
         return self._reader is not None and not self._reader.done()
+
+    @property
+    def close_code(self) -> int | None:
+        return None if self._ws is None else self._ws.close_code  # type: ignore[no-any-return]
+
+    async def closed(self, timeout: float = 20.0) -> int | None:
+        """Wait until the server closed the connection; its close code."""
+        assert self._reader is not None
+        await asyncio.wait_for(asyncio.shield(self._reader), timeout)
+        return self.close_code
 
     async def close(self) -> None:
         if self._ws is not None:
@@ -141,11 +153,12 @@ class Client:
     def _frame(self, frame: dict[str, Any]) -> None:
         event = frame["type"]
         if event == "_REQUEST_USER_SESSION":
-            self._pending.add(
-                asyncio.ensure_future(
-                    self._send("_USER_SESSION", {"user": self.user, "session": self.session})
-                )
+            answer = asyncio.ensure_future(
+                self._send("_USER_SESSION", {"user": self.user, "session": self.session})
             )
+            self._pending.add(answer)
+            answer.add_done_callback(self._pending.discard)
+            answer.add_done_callback(lambda f: f.cancelled() or f.exception())  # closed first
         elif event.startswith("_SET:"):
             copy = self.copies.setdefault(event[5:], Copy())
             copy.state, copy.version, copy.epoch = frame["data"], frame["v"], frame["epoch"]
@@ -168,6 +181,8 @@ class Client:
                 waiter.set_result(frame["data"])
         elif event.startswith("_TASK_DONE:"):
             self.done.append(frame)
+        elif event == "_DISCONNECT":
+            self.disconnected = frame["data"]
         elif event == "_ERROR":
             self.errors.append(frame["data"])
             if frame["data"].get("id") in self._writes:  # an action waits for its result

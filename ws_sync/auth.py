@@ -30,6 +30,7 @@ import inspect
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import quote
 
 from starlette.websockets import WebSocket
 
@@ -98,16 +99,37 @@ def audit(event: str, principal: Any, *, level: int = logging.WARNING, **where: 
 
 
 async def revoke(principal: Any, message: str | None = "Signed out") -> int:
-    """Close every session of `principal` (a principal or its identity) made
-    in this event loop (the server's), with their connections, and drop them
-    from their registries: for a logout or a banned user. The clients get
-    `_DISCONNECT` with `message` and stay away. Returns how many sessions
-    were closed."""
-    from . import registry, session
+    """Close every session of `principal` (a principal or its identity) in
+    the deployment, with their connections, and drop them from their
+    registries: for a logout or a banned user. The clients get `_DISCONNECT`
+    with `message` and stay away.
+
+    Returns how many sessions were closed here, in this event loop (the
+    server's). With the Redis backplane the other workers close theirs when
+    the revocation reaches them, a moment later (not counted), and the
+    principal's stored sessions are deleted before this returns, so that no
+    worker resumes one: a client coming back with old ids gets a fresh
+    session. Raises `ws_sync.backplane.RevokeIncomplete` if Redis is
+    unreachable (this worker's sessions are closed all the same)."""
+    from . import backplane
 
     name = identity(principal)
     if name is None:
         return 0
+    return await backplane.current().revoke(name, message)
+
+
+async def close_sessions_of(name: str, message: str | None) -> int:
+    """Close this event loop's sessions of the principal `name` (the local
+    part of `revoke`); how many."""
+    return len(await end_sessions(name, message))
+
+
+async def end_sessions(name: str, message: str | None) -> set[Any]:
+    """Close this event loop's sessions of the principal `name`, audited as
+    "revoked"; the sessions closed."""
+    from . import registry, session
+
     loop = asyncio.get_running_loop()
     ended = {
         s
@@ -120,4 +142,11 @@ async def revoke(principal: Any, message: str | None = "Signed out") -> int:
         *(s.close(message, code=CLOSE_POLICY) for s in ended), return_exceptions=True
     )
     audit("revoked", name, level=logging.INFO, sessions=len(ended))
-    return len(ended)
+    return ended
+
+
+def stored_user(name: str, user_id: str) -> str:
+    """The user id a session of the principal `name` is stored under in a
+    backplane: the identity, percent-encoded so that it holds no ``/`` or
+    ``:``, then the client's id. No two principals share a prefix."""
+    return f"{quote(name, safe='@')}/{user_id}"

@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
+import itertools
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,11 +32,13 @@ DEFAULT_URL = "memory://"
 
 class Backplane:
     """What a deployment shares: the shared objects, leadership of
-    one-worker jobs. This base is the in-process one."""
+    one-worker jobs, revocations. This base is the in-process one."""
 
     url = DEFAULT_URL
     embedded = True
     """Shared objects are made at first use, without waiting for I/O."""
+    connected = True
+    """Whether the backplane answered its last request (this one always does)."""
 
     async def start(self) -> None:
         """Connect (the in-process one has nothing to connect to)."""
@@ -58,12 +64,93 @@ class Backplane:
         (here: nowhere; a session lives and dies with its process)."""
 
     async def lead(self, name: str, job: Callable[[], Awaitable[Any]]) -> None:
-        """Run `job` on one worker of the deployment at a time (here: this one)."""
-        await job()
+        """Run `job` on one worker of the deployment at a time (here: this
+        one), as the holder of a `Leadership` that `leader` returns."""
+        await run_leading(job, Leadership(name, next(_fences), until=float("inf")))
+
+    async def revoke(self, name: str, message: str | None) -> int:
+        """Close every session of the principal `name` in the deployment
+        (here: this process); how many were closed here."""
+        from .auth import close_sessions_of
+
+        return await close_sessions_of(name, message)
+
+    def unreachable(self, error: BaseException) -> bool:
+        """Whether `error` says the backplane could not be reached (so that
+        trying again later may work). The in-process one is always there."""
+        return False
 
     def stats(self) -> dict[str, float]:
         """Counters for `ws_sync.metrics`."""
         return {}
+
+
+class RevokeIncomplete(ConnectionError):
+    """`ws_sync.auth.revoke` closed the sessions of this worker, but could not
+    reach the backplane: other workers may still serve the principal, and its
+    stored sessions may still be resumed. Call it again."""
+
+    def __init__(self, name: str, closed: int) -> None:
+        super().__init__(f"revoke {name!r}: the backplane is unreachable; closed {closed} here")
+        self.closed = closed
+
+
+# --------------------------------------------------------------------------- #
+# leadership of one-worker jobs
+
+
+@dataclass(eq=False)
+class Leadership:
+    """The lease a `one_worker` job runs under: its `name`, its fencing
+    `token` (larger for every later holder), and until when (this worker's
+    monotonic clock) no other worker can hold it."""
+
+    name: str
+    token: int
+    until: float
+
+    @property
+    def held(self) -> bool:
+        return time.monotonic() < self.until
+
+
+_fences = itertools.count(1)
+_leadership: ContextVar[Leadership | None] = ContextVar("ws_sync_leadership", default=None)
+
+
+def run_leading(job: Callable[[], Awaitable[Any]], held: Leadership) -> asyncio.Task[Any]:
+    """`job` in a task of its own, as the holder of `held` (see `leader`)."""
+
+    async def run() -> Any:
+        return await job()
+
+    context = contextvars.copy_context()
+    context.run(_leadership.set, held)
+    return asyncio.get_running_loop().create_task(run(), context=context)
+
+
+def leader() -> tuple[str, int] | None:
+    """``(name, token)`` of the `one_worker` job running this code, else None.
+
+    The token is a fencing token: every acquisition of the job's lease in the
+    deployment gets a larger one. Pass it to external systems that can reject
+    stale writers (a database row's ``fence`` column, an object store's
+    precondition): a worker that stalled past its lease (a GC pause, SIGSTOP)
+    and wakes up while another holds it writes with a smaller token, and is
+    refused there."""
+    held = _leadership.get()
+    return None if held is None else (held.name, held.token)
+
+
+def still_leader() -> bool:
+    """Whether the running `one_worker` job still holds its lease: its last
+    renewal, sent less than the lease's length ago by this worker's clock,
+    succeeded. No I/O: check it right before an external side effect. False
+    after a stall past the lease, once the lease was lost, and outside a job.
+    The check and the side effect can still be separated by a stall; only
+    the token (`leader`) closes that gap."""
+    held = _leadership.get()
+    return held is not None and held.held
 
 
 _locks: dict[int, asyncio.Lock] = {}

@@ -37,7 +37,11 @@ What each connection gets:
   seconds. With ``user_sessions=False`` every connection is a fresh session,
   closed when the connection ends;
 - the limits of ``limits`` (`ws_sync.limits.Limits`): frame size, JSON depth,
-  event rate, outbound queue and send timeout.
+  event rate, outbound queue and send timeout;
+- while the backplane is unreachable and `ws_sync.shared` objects are not
+  loaded yet, a factory that uses none of them works at once; one that fails
+  is tried again once they load, for ``shared_timeout`` seconds at most, and
+  the client is then told `_ERROR` and closed with 1013 (try again later).
 
 ``client_route("/ws-sync")`` serves ``ws_sync/static`` (``ws-sync.js`` and
 ``react.js``) so a page can ``import {Session} from "/ws-sync/ws-sync.js"``.
@@ -48,7 +52,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +62,7 @@ from starlette.websockets import WebSocket
 
 from . import wire
 from .address import TrustedProxies, client_address
-from .auth import Authenticate, audit, identity, principal_of
+from .auth import Authenticate, audit, identity, principal_of, stored_user
 from .backplane import Backplane
 from .backplane import current as current_backplane
 from .backplane import use as use_backplane
@@ -70,7 +74,7 @@ from .origin import origin_allowed
 from .protocol import INVALID, error_frame
 from .registry import HandshakeError, RegistryFull, SessionRegistry, opening, reject
 from .session import Session, Tabs
-from .shared import ready_all
+from .shared import pending, ready_all
 
 STATIC_DIR = Path(__file__).parent / "static"
 CLOSE_INTERNAL = 1011
@@ -95,6 +99,7 @@ def sync_endpoint(
     tabs: Tabs = "auto",
     authenticate: Authenticate | None = None,
     backplane: Backplane | str | None = None,
+    shared_timeout: float = 5.0,
 ) -> WebSocketRoute:
     """A `WebSocketRoute` at `path` serving sessions built by `factory`.
 
@@ -108,7 +113,8 @@ def sync_endpoint(
     takes over (`Session.new_connection`). ``authenticate`` gives each
     connection its principal (see `ws_sync.auth`). ``backplane`` (a
     `Backplane` or a URL, default ``WS_SYNC_BACKPLANE``) is where
-    `ws_sync.shared` objects live (`ws_sync.backplane`).
+    `ws_sync.shared` objects live (`ws_sync.backplane`); ``shared_timeout``
+    is how long a new session waits for them while it is unreachable.
 
     Per-address limits (the frame budget of `Limits.address_rate`,
     ``max_sessions_per_address``) count the client address of the ASGI
@@ -134,15 +140,17 @@ def sync_endpoint(
     else:
         registry = None
 
+    async def make(user: Any) -> Session:
+        return await new_session(factory, limits, expose_errors=expose_errors, tabs=tabs, user=user)
+
     async def create(user: Any = None, ids: tuple[str, str] | None = None) -> Session:
         try:
-            await ready_all()  # shared objects load before the first session uses them
-            session = await new_session(
-                factory, limits, expose_errors=expose_errors, tabs=tabs, user=user
-            )
+            session = await _with_shared(lambda: make(user), shared_timeout)
             if ids is not None:  # kept in the backplane, in the principal's namespace
                 await current_backplane().adopt(session, ids, session_ttl)
             return session
+        except SharedUnavailable:
+            raise
         except Exception as e:
             logger.exception("sync_endpoint: the session factory failed")
             raise FactoryError from e
@@ -177,6 +185,9 @@ def sync_endpoint(
                     return
             try:
                 session = await create(user)
+            except SharedUnavailable:
+                await _unavailable(conn)
+                return
             except FactoryError:
                 await _fail(conn)
                 return
@@ -192,7 +203,7 @@ def sync_endpoint(
         try:
             ids = await opening(conn, ids=True, hello=versioned)
             assert ids is not None
-            kept = (f"{owner}/{ids[0]}", ids[1]) if owner is not None else ids
+            kept = (stored_user(owner, ids[0]), ids[1]) if owner is not None else ids
             session = await registry.open(ids, lambda: create(user, kept), address, owner)
         except HandshakeError as e:
             await reject(conn, str(e))
@@ -200,6 +211,9 @@ def sync_endpoint(
         except RegistryFull as e:
             conn.push(error_frame(wire.USER_SESSION, str(e)))
             await conn.close(CLOSE_TOO_SLOW, "server full")
+            return
+        except SharedUnavailable:
+            await _unavailable(conn)
             return
         except FactoryError:
             await _fail(conn)
@@ -252,9 +266,56 @@ class FactoryError(Exception):
     """The session factory raised (logged); the client learns nothing more."""
 
 
+class SharedUnavailable(Exception):
+    """The shared objects a session needs could not be loaded in time."""
+
+
+UNAVAILABLE = "the shared state is unreachable now; try again later"
+
+
+async def _with_shared(make: Callable[[], Awaitable[Session]], wait: float) -> Session:
+    """``make()`` once the `ws_sync.shared` objects are loaded. While the
+    backplane is unreachable, ``make()`` is tried at once (a factory that
+    uses no shared object works); if it fails, again once they load, for
+    `wait` seconds at most (then `SharedUnavailable`)."""
+    bp = current_backplane()
+    try:
+        if bp.connected or not pending():
+            await ready_all()  # shared objects load before the first session uses them
+            return await make()
+    except Exception as e:
+        if not bp.unreachable(e):
+            raise
+    try:
+        return await make()
+    except Exception:
+        logger.debug("sync_endpoint: waiting for the shared objects (backplane unreachable)")
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    delay = 0.05
+    while True:
+        if bp.connected:
+            try:
+                await ready_all()
+                break
+            except Exception as e:
+                if not bp.unreachable(e):
+                    raise
+        if loop.time() + delay > deadline:
+            raise SharedUnavailable
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.5)
+    return await make()
+
+
 async def _fail(conn: Connection) -> None:
     conn.push(error_frame(INVALID, "the server could not open a session"))
     await conn.close(CLOSE_INTERNAL, "internal error")
+
+
+async def _unavailable(conn: Connection) -> None:
+    conn.push(error_frame(INVALID, UNAVAILABLE))
+    await conn.close(CLOSE_TOO_SLOW, "try again later")
 
 
 _pending: set[asyncio.Task[Any]] = set()

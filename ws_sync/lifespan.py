@@ -15,8 +15,10 @@ hooks get another ``grace`` seconds; whatever still runs then is abandoned, so
 the process exits.
 
 At startup it connects the backplane (`ws_sync.backplane`), loads the
-`ws_sync.shared` objects and starts the `ws_sync.shared.one_worker` jobs; at
-shutdown, after the sessions, it stops them and disconnects.
+`ws_sync.shared` objects and starts the `ws_sync.shared.one_worker` jobs; a
+backplane that is unreachable does not hold the startup up: the objects load
+and the jobs start in the background once it answers. At shutdown, after the
+sessions, it stops them and disconnects.
 
 Uvicorn closes every WebSocket with 1012 itself before the lifespan shutdown,
 then waits for the endpoints to return (for ever, unless

@@ -5,10 +5,14 @@
 
 Everything is counted when asked, from what the library keeps anyway, so an
 app that never asks pays nothing. The backplane's counters
-(`ws_sync.backplane`) come prefixed with ``backplane_``: commits, conflicts,
-delivered, unavailable, reconnects, ``lag_seconds`` (from proposing the
-latest commit here to delivering it) and ``behind`` (commits in Redis not yet
-delivered here, as of the last check).
+(`ws_sync.backplane`) come prefixed with ``backplane_``: ``connected`` (0
+while this worker cannot reach Redis), commits, conflicts, delivered,
+unavailable, reconnects, ``retries`` (failed attempts to reach Redis),
+``lag_seconds`` (from proposing the latest commit here to delivering it),
+``behind`` (commits in Redis not yet delivered here, as of the last check),
+``shared_pending`` (shared objects not loaded yet), ``local_sessions``
+(sessions made while Redis was unreachable, kept in this worker only), and
+``revokes_sent`` / ``revokes_received``.
 """
 
 from __future__ import annotations

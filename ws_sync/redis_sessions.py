@@ -6,16 +6,26 @@ worker that serves it, the principal, and ``task:{obj}:{task}`` fields for its
 running tasks; ``session:{user}:{sid}:{key}`` and its stream, one per synced
 object, kept like a shared object's (`ws_sync.redis_replica`) but written by
 one worker at a time, with a TTL renewed by every commit.
+
+A session made while Redis is unreachable stays in its worker for its whole
+life: it works, but its objects are not stored, and a client that moves to
+another worker gets a fresh session there.
+
+`forget_principal` deletes every stored session of a principal (a revoked
+one): the user id of such a session starts with its principal's encoded
+identity (`ws_sync.auth.stored_user`), so one SCAN finds them.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from pydantic_core import from_json, to_json
 
 from . import wire
+from .auth import stored_user
 from .redis_replica import Replica
 
 if TYPE_CHECKING:
@@ -27,10 +37,28 @@ LOST_TASK = "the worker running this task stopped"
 async def adopt(bp: RedisBackplane, session: Any, ids: tuple[str, str], ttl: float) -> None:
     """Keep the objects `session` was just built with in Redis, under its
     ids, for `ttl` seconds after their last change: a session already
-    stored (its worker died, or the client moved) is loaded into them."""
+    stored (its worker died, or the client moved) is loaded into them.
+    While Redis is unreachable the session stays local (see above)."""
+    if not bp.connected:
+        bp.counters["local_sessions"] += 1
+        return
+    try:
+        await _adopt(bp, session, ids, ttl)
+    except Exception as e:
+        if not bp.unreachable(e):
+            raise
+        bp.down(e)
+        bp.counters["local_sessions"] += 1
+        return
+    bp.up()
+
+
+async def _adopt(bp: RedisBackplane, session: Any, ids: tuple[str, str], ttl: float) -> None:
     ttl_ms = max(1, int(ttl * 1000))
     user, sid = ids
     record = bp.key("session", user, sid)
+    stored: list[str] = [record]
+    session.stored_keys = stored  # for a revocation to delete them
     fields = {"worker": bp.worker}
     principal = getattr(session, "user", None)
     if principal is not None:
@@ -43,6 +71,7 @@ async def adopt(bp: RedisBackplane, session: Any, ids: tuple[str, str], ttl: flo
         if sync.gate is not None or sync.obj is None:
             continue  # shared: kept already
         replica = Replica(bp, key, f"{record}:{key}", ttl_ms=ttl_ms)
+        stored += _keys(replica)
         await replica.adopt(sync.obj)
     bp._beat()
     await _lost_tasks(bp, session, record)
@@ -86,3 +115,38 @@ async def _lost_tasks(bp: RedisBackplane, session: Any, record: str) -> None:
         await bp.client.hdel(record, name, f"call:{obj}:{task}")
         done = {"type": task, "status": "failed", "error": LOST_TASK}
         session.task_ended(obj, task, wire.encode(wire.task_done_event(obj), done))
+
+
+async def forget_principal(bp: RedisBackplane, name: str) -> int:
+    """Delete every stored session of the principal `name` (their records
+    and objects); how many keys. SCANs the keyspace: its cost grows with the
+    number of keys in Redis, not with the principal's sessions."""
+    base = bp.key("session", stored_user(name, ""))
+    pattern = _glob_escape(base) + "*"
+    deleted = 0
+    batch: list[str] = []
+    async for key in bp.client.scan_iter(match=pattern, count=1000):
+        batch.append(key)
+        if len(batch) >= 500:
+            deleted += await bp.client.unlink(*batch)
+            batch.clear()
+    if batch:
+        deleted += await bp.client.unlink(*batch)
+    return deleted
+
+
+async def forget_sessions(bp: RedisBackplane, sessions: Iterable[Any]) -> int:
+    """Delete what these sessions stored in Redis; how many keys."""
+    keys = [k for s in sessions for k in getattr(s, "stored_keys", ())]
+    return int(await bp.client.unlink(*keys)) if keys else 0
+
+
+def _keys(replica: Replica) -> list[str]:
+    """Every key `replica` may write (what a revocation deletes)."""
+    lease, answers = replica.lease, replica.answers
+    objects = [replica.hash, replica.stream, answers, answers + ":order"]
+    return [*objects, lease.key, lease.want, lease.wants]
+
+
+def _glob_escape(text: str) -> str:
+    return "".join("\\" + c if c in "*?[]\\" else c for c in text)

@@ -26,7 +26,12 @@ deployment. Server code outside handlers (a timer, a task) changes one inside
 ``async with board.lock():``, which waits its turn and commits on exit; a
 change made outside is committed only if no handler runs meanwhile anywhere,
 and is otherwise discarded (logged). `one_worker` runs a background job on a
-single worker at a time.
+single worker at a time, under a fencing token (`ws_sync.backplane.leader`).
+
+A worker whose backplane is unreachable at startup still starts: `start`
+returns, and the objects load (and the jobs start) once it answers; until
+then the endpoint opens the sessions that need no shared object
+(`ws_sync.endpoint`).
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import random
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
@@ -198,6 +204,13 @@ async def ready_all() -> None:
         await asyncio.gather(*(h.ready() for h in pending))
 
 
+def pending(backplane: _backplane.Backplane | None = None) -> int:
+    """How many declared shared objects (of `backplane`, default: the
+    process's) are not loaded yet."""
+    bp = backplane or _backplane.current()
+    return sum(1 for h in list(_handles.values()) if not h.loaded and h.backplane is bp)
+
+
 def forget_all() -> None:
     for h in _handles.values():
         h.forget()
@@ -236,11 +249,44 @@ def one_worker(
 
 async def start() -> list[asyncio.Task[None]]:
     """Connect the process's backplane, load the shared objects and start
-    competing for the `one_worker` jobs (`ws_sync.lifespan` calls this)."""
+    competing for the `one_worker` jobs (`ws_sync.lifespan` calls this).
+    With the backplane unreachable this returns all the same: the objects
+    load, and the jobs start, in the background once it answers."""
     bp = _backplane.current()
     await bp.start()
-    await ready_all()
+    try:
+        await ready_all()
+    except Exception as e:
+        if not bp.unreachable(e):
+            raise
+        return [asyncio.ensure_future(_start_later(bp))]
+    return _lead_all(bp)
+
+
+def _lead_all(bp: _backplane.Backplane) -> list[asyncio.Task[None]]:
     return [asyncio.ensure_future(bp.lead(name, job)) for name, job in _jobs.items()]
+
+
+async def _start_later(bp: _backplane.Backplane) -> None:
+    """Load the shared objects, retrying with backoff; then run the jobs."""
+    delay = 0.1
+    while True:
+        await asyncio.sleep(delay * (0.5 + random.random()))
+        delay = min(delay * 2, 2.0)
+        try:
+            await ready_all()
+            break
+        except Exception as e:
+            if not bp.unreachable(e):
+                logger.exception("shared objects could not be loaded; one_worker jobs not started")
+                return
+    logger.info("shared objects loaded; the backplane is reachable")
+    jobs = _lead_all(bp)
+    try:
+        await asyncio.gather(*jobs)
+    finally:
+        for job in jobs:
+            job.cancel()
 
 
 async def stop(jobs: list[asyncio.Task[None]]) -> None:
