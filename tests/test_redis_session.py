@@ -83,6 +83,24 @@ async def test_a_session_keeps_working_while_redis_is_down() -> None:
             await bp.close()
 
 
+async def test_each_commit_renews_the_sessions_record_too(redis_url: str) -> None:
+    prefix = f"r{random.getrandbits(32):x}:"
+    bp = RedisBackplane(redis_url, prefix=prefix)
+    r = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        session, counter = built({"name": "ann"})
+        await bp.adopt(session, ("u3", "s3"), ttl=3)
+        await asyncio.sleep(2)
+        await counter.sync.gate.run(counter.increment)  # 2 s in: 3 s more for all of it
+        await asyncio.sleep(1.5)  # past the first 3 s
+        record = f"{prefix}session:u3:s3"
+        assert await r.hget(record, "principal") == '{"name":"ann"}'
+        assert await r.exists(f"{record}:COUNTER") == 1
+    finally:
+        await r.aclose()
+        await bp.close()
+
+
 def test_sessions_are_kept_in_their_principal_namespace(redis_url: str) -> None:
 
     prefix = f"p{random.getrandbits(32):x}:"

@@ -187,9 +187,12 @@ class Replica:
         hash_key: str,
         handle: Shared[Any] | None = None,
         ttl_ms: int = 0,
+        record: str | None = None,
     ) -> None:
         self.bp = backplane
         self.handle = handle
+        self.record = record or hash_key
+        """A key whose TTL each commit renews with the object's (a session's record)."""
         self.key = key
         self.hash = hash_key
         self.solo = handle is None
@@ -537,7 +540,7 @@ class Replica:
             proposal.sent = True  # on its way: its answer, or the stream, says what it became
             try:
                 code, _ = await commit(
-                    keys=[self.hash, self.stream, self.lease.key],
+                    keys=[self.hash, self.stream, self.lease.key, self.record],
                     args=[
                         proposal.v - 1,
                         proposal.frame,

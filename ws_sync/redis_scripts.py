@@ -35,7 +35,11 @@ end
 redis.call('HSET', KEYS[1], 'v', v)
 if holder then redis.call('PEXPIRE', KEYS[3], ARGV[7]) end
 local ttl = tonumber(ARGV[6])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) redis.call('PEXPIRE', KEYS[2], ttl) end
+if ttl > 0 then
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[4], ttl)
+end
 return {1, v}
 """
 

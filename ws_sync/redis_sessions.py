@@ -70,7 +70,7 @@ async def _adopt(bp: RedisBackplane, session: Any, ids: tuple[str, str], ttl: fl
     for key, sync in list(session.syncs.items()):
         if sync.gate is not None or sync.obj is None:
             continue  # shared: kept already
-        replica = Replica(bp, key, f"{record}:{key}", ttl_ms=ttl_ms)
+        replica = Replica(bp, key, f"{record}:{key}", ttl_ms=ttl_ms, record=record)
         stored += _keys(replica)
         await replica.adopt(sync.obj)
     bp._beat()
