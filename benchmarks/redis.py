@@ -411,8 +411,9 @@ async def _run(cfg: Config, progress: Progress) -> SectionResult:
             ports, pids = [p for p, _ in two], [w.pid for _, w in two]
             progress("two workers on Redis")
             data["cross"] = Stats.of(await action_to_patch(ports, n)).to_dict()
-            data["alternating"] = Stats.of(await alternating(ports, n)).to_dict()
             data["costs"] = await costs(url, ports, pids, n)
+            # last: while workers take turns, each lets the lease go after its handler
+            data["alternating"] = Stats.of(await alternating(ports, n)).to_dict()
             progress(f"fan-out to {fan} clients over 2 workers")
             data["fanout"] = Stats.of(await fan_out(ports, fan, rounds)).to_dict()
             data["throughput"] = await throughput(ports, 4, seconds)

@@ -284,3 +284,28 @@ async def test_an_ask_read_with_the_grant_is_not_forgotten(
             assert lease.token == ""
     finally:
         await r.aclose()
+
+
+async def test_a_long_handler_keeps_its_lease(redis_url: str) -> None:
+    planes = make_planes(redis_url, lease_ms=300)
+    a, b = (shared("COUNTER", Counter, backplane=bp) for bp in planes)
+    try:
+        await a.ready()
+        await b.ready()
+        order: list[str] = []
+
+        async def slow() -> None:
+            count = a.obj.count
+            await asyncio.sleep(1.0)  # three leases long: renewed meanwhile
+            a.obj.count = count + 1
+            order.append("a")
+
+        running = asyncio.ensure_future(a.sync.gate.run(slow))
+        await asyncio.sleep(0.2)
+        assert await increment(b) == 2  # waited for a's turn, then counted on it
+        order.append("b")
+        await running
+        assert order == ["a", "b"]
+    finally:
+        for bp in planes:
+            await bp.close()

@@ -76,6 +76,7 @@ class Lease:
         self._tokens = itertools.count()
         self._asking: dict[str, asyncio.Future[int]] = {}
         self._handing: asyncio.Future[None] | None = None
+        self._renewal: asyncio.Future[None] | None = None
 
     @property
     def ms(self) -> int:
@@ -163,6 +164,9 @@ class Lease:
         """The handler ended (`waiting`: another one is queued here): keep the
         lease for it, park it, or let it go to a worker that asked."""
         self.busy = False
+        if self._renewal is not None:
+            self._renewal.cancel()
+            self._renewal = None
         if not self.token:
             return
         if self.wanted:
@@ -184,21 +188,28 @@ class Lease:
                 keys=[self.key, self.hash, self.want, self.wants], args=[token, self.ms]
             )
 
-    async def renew(self) -> None:
-        """Keep the lease while a handler runs; ends by itself once it is
-        lost (even if a cancellation was swallowed by redis-py)."""
+    def keep(self) -> asyncio.TimerHandle:
+        """Keep the lease while a handler runs: renewed from a third of the
+        lease on (most handlers are over long before, and cost no task)."""
+        loop = asyncio.get_running_loop()
+        return loop.call_later(self.ms / 3000, self._renewing, self.token)
+
+    def _renewing(self, token: str) -> None:
+        if self.token == token and self.busy:
+            self._renewal = _spawn(self.bp, self._renew(token))
+
+    async def _renew(self, token: str) -> None:
+        """Renew until the handler ends or the lease is lost (ends by itself
+        then, even if a cancellation was swallowed by redis-py)."""
         script = self.bp.script("renew", scripts.RENEW)
-        token = self.token
         with contextlib.suppress(Exception):
             while self.token == token and self.busy:
-                await asyncio.sleep(self.ms / 3000)
-                if self.token != token or not self.busy:
-                    return
                 sent = time.monotonic()
                 if not await script(keys=[self.key], args=[token, self.ms]):
                     self.forget()
                     return
                 self.extended(sent)
+                await asyncio.sleep(self.ms / 3000)
 
     async def drop(self) -> None:
         """Give the lease up (this worker stops)."""

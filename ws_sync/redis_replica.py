@@ -725,7 +725,7 @@ class Replica:
             version = await lease.take()
             hold = _Hold(self)
             reset = _holding.set(hold)
-            renewing = asyncio.ensure_future(lease.renew())
+            renewing = lease.keep()
             try:
                 await self._caught_up(version)
                 try:
@@ -766,6 +766,9 @@ class Replica:
         if not self.proposals:
             return
         last = self.proposals[-1]
+        if last.done.done():
+            last.done.result()  # its failure, if it failed
+            return
         try:
             await asyncio.wait_for(asyncio.shield(last.done), SETTLE_TIMEOUT)
         except TimeoutError:
