@@ -277,3 +277,56 @@ async def test_another_workers_commit_lands_as_its_ops(planes: list[RedisBackpla
     async with b.lock():  # and nothing of it is committed again
         pass
     assert b.sync.log.version == a.sync.log.version == 3
+
+
+class Vault:
+    @sync_only("VAULT", locked=..., items=...)
+    def __init__(self) -> None:
+        self.locked = False
+        self.items: list[str] = []
+
+    @remote_action
+    async def lock(self) -> None:
+        self.locked = True
+        await self.sync()
+
+    @remote_action(allow=lambda session, params: not session.vault.locked)
+    async def add(self, item: str) -> None:
+        self.items.append(item)
+        await self.sync()
+
+
+async def test_allow_on_a_shared_object_runs_in_its_turn(planes: list[RedisBackplane]) -> None:
+    import json
+
+    from ws_sync import Session
+    from ws_sync.dispatch import Dispatcher
+    from ws_sync.permissions import FORBIDDEN
+
+    a = shared("VAULT", Vault, backplane=planes[0])
+    b = shared("VAULT", Vault, backplane=planes[1])
+    await a.ready()
+    await b.ready()
+    sent: list[dict[str, object]] = []
+
+    class Conn:
+        protocol = 1
+        closing = False
+
+        def push(self, frame: str) -> None:
+            sent.append(json.loads(frame))
+
+    session = Session()
+    session.vault = a.obj  # type: ignore[attr-defined]  # what the policy reads
+    session.attach(a)
+    dispatcher = Dispatcher(session, Conn())  # type: ignore[arg-type]
+    await dispatcher.event("_ACTION:VAULT", {"type": "add", "item": "x", "$id": 1})
+    await b.sync.gate.run(b.obj.lock)  # another worker locks it
+    await dispatcher.event("_ACTION:VAULT", {"type": "add", "item": "y", "$id": 2})
+    results = [f["data"] for f in sent if str(f["type"]).startswith("_ACTION_RESULT")]
+    assert results == [
+        {"id": 1, "ok": True, "result": None},
+        {"id": 2, "ok": False, "error": {"message": FORBIDDEN}},
+    ]
+    async with b.lock():
+        assert b.items == ["x"]
