@@ -40,3 +40,17 @@ class FakeSession:
         out = self.events(versions)
         self.frames.clear()
         return out
+
+
+class FakeConn:
+    """Stands in for a `Connection` under a `Dispatcher`: keeps what it is
+    pushed, as JSON."""
+
+    closing = False
+
+    def __init__(self, protocol: int = 1) -> None:
+        self.protocol = protocol
+        self.sent: list[dict[str, Any]] = []
+
+    def push(self, frame: str) -> None:
+        self.sent.append(from_json(frame))

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +71,19 @@ class Worker:
                 self.proc.kill()
                 self.proc.wait(5)
             self.proc = None
+
+
+@contextlib.contextmanager
+def running(backplane: str, n: int) -> Iterator[list[Worker]]:
+    """`n` started workers of the test app on `backplane`, stopped after."""
+    made = [Worker(backplane) for _ in range(n)]
+    try:
+        for w in made:
+            w.start()
+        yield made
+    finally:
+        for w in made:
+            w.stop()
 
 
 class Copy:

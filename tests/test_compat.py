@@ -577,7 +577,7 @@ async def test_canceller_runs_instead_of_task_cancel() -> None:
 
 
 async def test_raw_handlers_keep_the_allow_of_their_marks() -> None:
-    import json
+    from fakes import FakeConn
 
     from ws_sync import Session, remote_action, remote_task
     from ws_sync.dispatch import Dispatcher
@@ -598,19 +598,12 @@ async def test_raw_handlers_keep_the_allow_of_their_marks() -> None:
         def __init__(self) -> None:
             self.n = 0
 
-    sent: list[dict[str, Any]] = []
-
-    class Conn:
-        protocol = 1
-        closing = False
-
-        def push(self, frame: str) -> None:
-            sent.append(json.loads(frame))
-
     with Session() as session:
         raw = Raw()
         Sync.only(raw, "RAW", n=..., _actions={"ADD": add}, _tasks={"JOB": job})
-    dispatcher = Dispatcher(session, Conn())  # type: ignore[arg-type]
+    conn = FakeConn()
+    sent = conn.sent
+    dispatcher = Dispatcher(session, conn)  # type: ignore[arg-type]
     await dispatcher.event("_ACTION:RAW", {"type": "ADD", "by": 5, "$id": 1})
     await dispatcher.event("_TASK_START:RAW", {"type": "JOB", "by": 5})
     assert raw.n == 0

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from redis.asyncio import Redis
 from redis_helpers import RedisServer
-from redis_workers import Client, Worker
+from redis_workers import Client, Worker, running
 
 from ws_sync.recent import LOST_ANSWER
 from ws_sync.redis_backplane import HEARTBEAT_MS
@@ -27,12 +27,8 @@ def redis() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def workers(redis: RedisServer) -> Iterator[list[Worker]]:
-    made = [Worker(redis.url) for _ in range(2)]
-    for w in made:
-        w.start()
-    yield made
-    for w in made:
-        w.stop()
+    with running(redis.url, 2) as made:
+        yield made
 
 
 async def connect(worker: Worker, client: Client | None = None) -> Client:

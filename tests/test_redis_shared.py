@@ -297,7 +297,7 @@ class Vault:
 
 
 async def test_allow_on_a_shared_object_runs_in_its_turn(planes: list[RedisBackplane]) -> None:
-    import json
+    from fakes import FakeConn
 
     from ws_sync import Session
     from ws_sync.dispatch import Dispatcher
@@ -307,23 +307,15 @@ async def test_allow_on_a_shared_object_runs_in_its_turn(planes: list[RedisBackp
     b = shared("VAULT", Vault, backplane=planes[1])
     await a.ready()
     await b.ready()
-    sent: list[dict[str, object]] = []
-
-    class Conn:
-        protocol = 1
-        closing = False
-
-        def push(self, frame: str) -> None:
-            sent.append(json.loads(frame))
-
     session = Session()
     session.vault = a.obj  # type: ignore[attr-defined]  # what the policy reads
     session.attach(a)
-    dispatcher = Dispatcher(session, Conn())  # type: ignore[arg-type]
+    conn = FakeConn()
+    dispatcher = Dispatcher(session, conn)  # type: ignore[arg-type]
     await dispatcher.event("_ACTION:VAULT", {"type": "add", "item": "x", "$id": 1})
     await b.sync.gate.run(b.obj.lock)  # another worker locks it
     await dispatcher.event("_ACTION:VAULT", {"type": "add", "item": "y", "$id": 2})
-    results = [f["data"] for f in sent if str(f["type"]).startswith("_ACTION_RESULT")]
+    results = [f["data"] for f in conn.sent if f["type"].startswith("_ACTION_RESULT")]
     assert results == [
         {"id": 1, "ok": True, "result": None},
         {"id": 2, "ok": False, "error": {"message": FORBIDDEN}},

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from redis_helpers import RedisServer
-from redis_workers import Client, Worker, settle
+from redis_workers import Client, Worker, running, settle
 
 from ws_sync.redis_backplane import HEARTBEAT_MS
 from ws_sync.redis_sessions import LOST_TASK
@@ -24,12 +24,8 @@ def redis() -> Iterator[RedisServer]:
 
 @pytest.fixture
 def workers(redis: RedisServer) -> Iterator[list[Worker]]:
-    made = [Worker(redis.url) for _ in range(3)]
-    for w in made:
-        w.start()
-    yield made
-    for w in made:
-        w.stop()
+    with running(redis.url, 3) as made:
+        yield made
 
 
 async def connect(worker: Worker, **kw: object) -> Client:
