@@ -1,5 +1,7 @@
 """Chaos, bounded: random ``kill -9`` and restarts of uvicorn workers while
 clients act and write on one shared object through whichever worker is up.
+A call left without an answer by a worker that died is sent again, with its
+id, to the next worker, as the bundled client does.
 
     python tests/redis_chaos.py --seconds 60 --workers 3 --clients 6
 
@@ -41,28 +43,32 @@ async def player(
 ) -> Client:
     client = Client()
     n = 0
+    unanswered: tuple[str, str, bool, tuple[str, int]] | None = None  # id, item, action?, base
     while True:
         try:
             await client.connect(rng.choice(workers).url)
             await client.ready(10)
-            while time.monotonic() < stop:
-                n += 1
-                item = f"{name}-{n}"
-                out.calls += 1
-                if rng.random() < 0.5:
-                    answer = await client.action("add", item=item)
-                    if answer.get("ok"):
-                        out.acked.add(item)
+            while time.monotonic() < stop or unanswered is not None:
+                if unanswered is None:
+                    n += 1
+                    base = (client.epoch, client.version)
+                    unanswered = (f"{name}-{n}", f"{name}-{n}", rng.random() < 0.5, base)
+                    out.calls += 1
+                call_id, item, is_action, base = unanswered
+                if is_action:
+                    sent = await client.send_action(call_id, "add", item=item)
                 else:
                     op = {"op": "add", "path": "/items/-", "value": item}
-                    answer = await client.patch([op])
-                    if "ack" in answer:
-                        out.acked.add(item)
+                    sent = await client.send_patch(call_id, [op], base)
+                answer = await asyncio.wait_for(sent, 30)
+                unanswered = None
+                if answer.get("ok") or "ack" in answer:
+                    out.acked.add(item)
             return client
         except (ConnectionError, OSError, TimeoutError, websockets.ConnectionClosed):
-            await client.close()  # its worker died: on to another one, nothing resent
+            await client.close()  # its worker died: on to another one, the call sent again
             await asyncio.sleep(0.05)
-            if time.monotonic() >= stop:
+            if time.monotonic() >= stop + 20:
                 return client
 
 

@@ -230,12 +230,20 @@ class Client:
 
     async def patch(self, ops: list[dict[str, Any]]) -> Any:
         """A versioned write; its acknowledgement (or `_ERROR`)."""
-        call_id, future = self._call()
+        call_id = f"{self._prefix}-{next(self._ids)}"
+        return await asyncio.wait_for(await self.send_patch(call_id, ops), 30)
+
+    async def send_patch(
+        self, call_id: str, ops: list[dict[str, Any]], base: tuple[str, int] | None = None
+    ) -> asyncio.Future[Any]:
+        """Send (or send again, on its first `base`) the write `call_id`; the
+        future of its acknowledgement (or `_ERROR`)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._waiting[call_id] = future
         self._writes.add(call_id)
-        await self._send(
-            f"_PATCH:{self.key}", ops, v=self.version, epoch=self.epoch, **{"$id": call_id}
-        )
-        return await asyncio.wait_for(future, 30)
+        epoch, v = base or (self.epoch, self.version)
+        await self._send(f"_PATCH:{self.key}", ops, v=v, epoch=epoch, **{"$id": call_id})
+        return future
 
     @property
     def main(self) -> Copy:
