@@ -390,6 +390,7 @@ class Replica:
                 self._progress.set()
                 self._progress = asyncio.Event()
                 await self._after_delivery()
+                await asyncio.sleep(0)  # the frames go out to clients before the next read
             except asyncio.CancelledError:
                 raise
             except Exception as e:
