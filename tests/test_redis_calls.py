@@ -20,12 +20,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture
 def workers(redis: RedisServer) -> Iterator[list[Worker]]:
     with running(redis.url, 2) as made:
         yield made

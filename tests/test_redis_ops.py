@@ -11,7 +11,6 @@ import shutil
 import signal
 import sys
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,12 +29,6 @@ from ws_sync.redis_sessions import forget_principal
 pytestmark = pytest.mark.slow
 
 OPS = "redis_app:ops_app"
-
-
-@pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
 
 
 def prefix() -> str:

@@ -17,12 +17,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    with RedisServer() as server:
-        yield server
-
-
-@pytest.fixture
 def workers(redis: RedisServer) -> Iterator[list[Worker]]:
     with running(redis.url, 3) as made:
         yield made
