@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 from redis_helpers import RedisServer
 
-from ws_sync import remote_action, sync_all, sync_only
+from ws_sync import remote_action, sync_all, sync_only, wire
 from ws_sync.redis_backplane import RedisBackplane
 from ws_sync.shared import Shared, SharedStateError, SharedWriteError, shared
 
@@ -322,3 +322,22 @@ async def test_allow_on_a_shared_object_runs_in_its_turn(planes: list[RedisBackp
     ]
     async with b.lock():
         assert b.items == ["x"]
+
+
+async def test_another_workers_commit_that_comes_first_lands_once(
+    planes: list[RedisBackplane],
+) -> None:
+    b = shared("COUNTER", Counter, backplane=planes[1])
+    await b.ready()
+    gate = b.sync.gate
+    b.items.append("mine")  # outside any lock: proposed, not yet sent
+    b.sync.flush()
+    mine = gate.proposals[-1]
+    v = gate.log.delivered + 1
+    theirs = [{"op": "add", "path": "/items/-", "value": "theirs"}]
+    frame = wire.encode_with("_PATCH:COUNTER", theirs, v=v)
+    assert gate._deliver(v, frame, "another-worker:1")  # as the stream reader would
+    with pytest.raises(SharedWriteError, match="another change came first"):
+        await mine.done
+    assert b.items == ["theirs"]  # once: the committed state, not applied on top of it
+    assert gate.log.doc == b.sync.state()

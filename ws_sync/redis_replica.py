@@ -51,15 +51,15 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import jsonpatch
 from pydantic_core import from_json, to_json
 
+from . import jsondoc, wire
 from . import redis_scripts as scripts
-from . import wire
 from .commit import CommitLog
 from .limits import Limits
 from .recent import ELSEWHERE, RECENT_IDS, RUNNING, RanElsewhere
 from .redis_lease import UNAVAILABLE, Lease, is_connection_error
+from .redis_link import Link, entries
 from .shared import SharedStateError, SharedWriteError, load_state
 from .validation import apply_patch
 
@@ -216,6 +216,8 @@ class Replica:
         self._progress = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._reader: asyncio.Task[None] | None = None
+        self._commits: Link | None = None  # a shared object's own connections (`redis_link`)
+        self._reads: Link | None = None
         self._reload_at: int | None = None
         self._obj: Any = None
         self._stopping = False
@@ -231,6 +233,7 @@ class Replica:
 
         await self.bp.client.set(self.bp.key("worker", self.bp.worker), 1, px=HEARTBEAT_MS)
         await self.lease.start()
+        self._commits, self._reads = Link(self.bp.client), Link(self.bp.client)
         self._reader = asyncio.ensure_future(self._read())
         return obj
 
@@ -349,13 +352,18 @@ class Replica:
             task.cancel()  # a blocked read may swallow it: the flag ends the loop
         if tasks:
             await asyncio.wait(tasks, timeout=BLOCK_MS / 1000 + 2)
+        for link in (self._commits, self._reads):
+            if link is not None:
+                with contextlib.suppress(Exception):
+                    await link.close()
         self._fail_all(SharedWriteError(f"{self.key}: the backplane was closed"))
 
     # ------------------------------------------------------------------ #
     # reading the stream: the one order every worker delivers in
 
     async def _read(self) -> None:
-        r = self.bp.client
+        link = self._reads
+        assert link is not None
         wants = self.lease.wants
         delay = 0.05
         check = False
@@ -365,8 +373,13 @@ class Replica:
                     await self._check()
                     check = False
                 assert self.log is not None
-                streams = {self.stream: f"{self.log.delivered}-0", wants: self.lease.wants_seen}
-                found = await r.xread(streams, count=512, block=BLOCK_MS)
+                found = entries(
+                    await link.call(
+                        *("XREAD", "COUNT", 512, "BLOCK", BLOCK_MS, "STREAMS", self.stream, wants),
+                        *(f"{self.log.delivered}-0", self.lease.wants_seen),
+                        wait=BLOCK_MS / 1000,
+                    )
+                )  # the object's own connection: see `ws_sync.redis_link`
                 if not self.bp.connected:
                     self.bp.connected = True
                     self.bp.counters["reconnects"] += 1
@@ -375,12 +388,12 @@ class Replica:
                     check = True
                     continue
                 gap = False
-                for name, entries in found:
+                for name, items in found:
                     if name == wants:
-                        for entry_id, fields in entries:
+                        for entry_id, fields in items:
                             self.lease.seen(entry_id, fields)
                         continue
-                    for entry_id, fields in entries:
+                    for entry_id, fields in items:
                         v = int(entry_id.partition("-")[0])
                         if not self._deliver(v, fields["f"], fields.get("o", ""), fields.get("c")):
                             gap = True
@@ -427,23 +440,24 @@ class Replica:
 
     def _deliver(self, v: int, frame: str, origin: str = "", call: str | None = None) -> bool:
         """Commit `v` to this worker's clients; False if it does not follow
-        the last one (the caller reloads)."""
+        the last one (the caller reloads). The frame goes out first: the
+        clients wait for it, while this worker's copies can follow."""
         log, sync = self.log, self.sync
         assert log is not None and sync is not None
         if v <= log.delivered:
             return True
         if v != log.delivered + 1:
             return False
-        message = from_json(frame)
-        _apply(log.doc, message)
         proposals = self.proposals
         own = proposals[0] if proposals and proposals[0].origin == origin else None
         if own is not None:  # its commit call may not have returned yet
             proposals.popleft()
-            log.record(frame)
             sync.publish(frame, own.exclude)
             if own.reply is not None and own.exclude is not None and own.exclude.is_connected:
                 own.exclude.send_frame(own.reply)
+            message = from_json(frame)
+            _apply(log.doc, message)
+            log.record(frame)
             self.bp.counters["lag_seconds"] = time.perf_counter() - own.made
             if not own.done.done():
                 own.done.set_result(None)
@@ -451,12 +465,15 @@ class Replica:
                 self._reload_at = None
                 self._restore()
         else:
-            if proposals:
-                self._fail_all(SharedWriteError(f"{self.key}: another change came first; retry"))
+            sync.publish(frame)
+            message = from_json(frame)
+            _apply(log.doc, message)
             log.record(frame)
             log.version = log.delivered
-            self._take(message)
-            sync.publish(frame)
+            if proposals:  # the object goes back to the committed state, this one included
+                self._fail_all(SharedWriteError(f"{self.key}: another change came first; retry"))
+            else:
+                self._take(from_json(frame))  # its own values: none shared with the doc
             if call:  # that call ran on another worker: never here too
                 _ran_elsewhere(sync, call)
         ack = message.get("ack")
@@ -528,7 +545,6 @@ class Replica:
             self._committer = loop.create_task(self._commit_all())
 
     async def _commit_all(self) -> None:
-        commit = self.bp.script("commit", scripts.COMMIT)
         assert self.log is not None
         while True:
             proposal = next((p for p in self.proposals if not p.sent), None)
@@ -540,9 +556,9 @@ class Replica:
             sent_at = time.monotonic()
             proposal.sent = True  # on its way: its answer, or the stream, says what it became
             try:
-                code, _ = await commit(
-                    keys=[self.hash, self.stream, self.lease.key, self.record],
-                    args=[
+                code, _ = await self._commit(
+                    [self.hash, self.stream, self.lease.key, self.record],
+                    [
                         proposal.v - 1,
                         proposal.frame,
                         proposal.origin,
@@ -586,6 +602,13 @@ class Replica:
             why = "another worker holds it" if code == -2 else "another change came first"
             self._fail_unsent(SharedWriteError(f"{self.key}: not committed ({why}); retry"))
             return
+
+    def _commit(self, keys: list[str], args: list[Any]) -> Awaitable[Any]:
+        """The compare-and-set: over the object's own link, or for a session's
+        object (one of many, rarely contended) through the pool."""
+        if self._commits is not None:
+            return self._commits.run(scripts.COMMIT, keys, args)
+        return self.bp.script("commit", scripts.COMMIT)(keys=keys, args=args)  # type: ignore[no-any-return]
 
     def _alone(self, proposal: _Proposal) -> None:
         """A session's commit Redis did not take: the session goes on here,
@@ -796,4 +819,7 @@ def _apply(doc: dict[str, Any], message: dict[str, Any]) -> None:
         return
     ops = message.get("data") or []
     if ops:
-        jsonpatch.apply_patch(doc, ops, in_place=True)
+        whole = jsondoc.apply(doc, ops)
+        if whole is not doc:  # an op on the path "" (ws-sync makes none)
+            doc.clear()
+            doc.update(whole)

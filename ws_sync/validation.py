@@ -37,6 +37,7 @@ from pydantic_core import from_json, to_json
 
 from . import pointer
 from .changelog import MISSING
+from .jsondoc import equal as json_equal
 from .limits import Limits
 from .patch import model_keymap
 from .pointer import is_index as _is_index
@@ -540,27 +541,6 @@ def _plan(
 def _test(actual: Any, expected: Any) -> None:
     if not json_equal(dump(actual), expected):
         raise _OpError("test failed")
-
-
-def json_equal(a: Any, b: Any) -> bool:
-    """Equality as RFC 6902's ``test`` means it: 1 equals 1.0 but not true."""
-    if isinstance(a, dict):
-        return (
-            isinstance(b, dict)
-            and len(a) == len(b)
-            and all(k in b and json_equal(v, b[k]) for k, v in a.items())
-        )
-    if isinstance(a, list):
-        return (
-            isinstance(b, list)
-            and len(a) == len(b)
-            and all(json_equal(x, y) for x, y in zip(a, b, strict=True))
-        )
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return a == b
-    return type(a) is type(b) and a == b
 
 
 def _then_echo(write: Any, path: str, value: Any, sent: Any) -> Any:
