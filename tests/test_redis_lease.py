@@ -13,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 from redis_helpers import RedisServer
 
-from ws_sync import remote_action, sync_only
+from ws_sync import redis_replica, remote_action, sync_only
 from ws_sync.redis_backplane import RedisBackplane
 from ws_sync.redis_lease import BATCH
 from ws_sync.shared import Shared, SharedWriteError, shared
@@ -167,6 +167,7 @@ async def test_a_lost_lease_costs_a_retry_never_an_update(
     await increment(b)
     with pytest.raises(SharedWriteError):
         await increment(a)  # its commit is refused: b committed meanwhile
+    await asyncio.wait_for(delivered(a, 2), 10)  # told its lease was lost, it reads on
     assert a.count == 2  # the refused change is gone, b's is there
     assert await increment(a) == 3  # asks again, and counts on b's commit
     await asyncio.wait_for(delivered(b, 3), 10)
@@ -306,6 +307,82 @@ async def test_a_long_handler_keeps_its_lease(redis_url: str) -> None:
         order.append("b")
         await running
         assert order == ["a", "b"]
+    finally:
+        for bp in planes:
+            await bp.close()
+
+
+# --------------------------------------------------------------------------- #
+# a holder reads only the asks: whatever takes its lease away must wake it
+
+
+@pytest.fixture
+def long_reads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stream reads that wait a minute: a reader that is not woken shows."""
+    monkeypatch.setattr(redis_replica, "BLOCK_MS", 60_000)
+
+
+async def xread_calls(url: str) -> int:
+    r = Redis.from_url(url)
+    try:
+        stats = await r.info("commandstats")
+        return int(stats.get("cmdstat_xread", {}).get("calls", 0))
+    finally:
+        await r.aclose()
+
+
+async def test_a_holder_is_not_woken_by_its_own_commits(
+    pair: list[Shared[Counter]], redis_url: str
+) -> None:
+    a, b = pair
+    await increment(a)
+    await asyncio.wait_for(delivered(b, 1), 10)
+    before = await xread_calls(redis_url)
+    for _ in range(20):
+        await increment(a)
+        assert a.sync.gate._holding_for() > 0  # parked, and reading the asks only
+    await asyncio.wait_for(delivered(b, 21), 10)
+    assert await xread_calls(redis_url) - before <= 22  # b's reads: a read none of its own
+
+
+async def test_a_holder_whose_lease_was_taken_hears_of_it(redis_url: str, long_reads: None) -> None:
+    planes = make_planes(redis_url, lease_ms=120_000)
+    a, b = (shared("COUNTER", Counter, backplane=bp) for bp in planes)
+    try:
+        await a.ready()
+        await b.ready()
+        await increment(a)
+        stalled = planes[0]  # its heartbeat stops: its lease is taken from it
+        stalled._beating_on = False
+        assert stalled._heartbeat is not None
+        stalled._heartbeat.cancel()
+        r = Redis.from_url(redis_url)
+        try:
+            await r.delete(stalled.key("worker", stalled.worker))
+        finally:
+            await r.aclose()
+        assert await asyncio.wait_for(increment(b), 10) == 2
+        await asyncio.wait_for(delivered(a, 2), 10)  # not a minute later
+        assert a.count == 2
+        assert not a.sync.gate.lease.held()
+    finally:
+        for bp in planes:
+            await bp.close()
+
+
+async def test_a_holder_that_lets_go_reads_every_commit_again(
+    redis_url: str, long_reads: None
+) -> None:
+    planes = make_planes(redis_url, lease_ms=120_000)
+    a, b = (shared("COUNTER", Counter, backplane=bp) for bp in planes)
+    try:
+        await a.ready()
+        await b.ready()
+        for i in range(1, 9):  # taking turns: each lets go, or hands over, after its handler
+            first, other = (a, b) if i % 2 else (b, a)
+            assert await asyncio.wait_for(increment(first), 10) == i
+            await asyncio.wait_for(delivered(other, i), 10)
+        assert a.count == b.count == 8
     finally:
         for bp in planes:
             await bp.close()

@@ -95,6 +95,19 @@ class Lease:
         self.until = 0.0
         self.wanted = False
 
+    def lose(self) -> None:
+        """Found lost (a commit refused, a renewal failed): forgotten, and
+        said on ``wants``, which wakes this worker's stream reader if it is
+        reading only that stream, as a holder does (`ws_sync.redis_replica`)."""
+        token = self.token
+        self.forget()
+        if token:
+            _spawn(self.bp, self._say_lost(token))
+
+    async def _say_lost(self, token: str) -> None:
+        with contextlib.suppress(Exception):
+            await self.bp.client.xadd(self.wants, {"x": token}, maxlen=64, approximate=True)
+
     async def start(self) -> None:
         """Read on from the asks and grants made from now on."""
         last = await self.bp.client.xrevrange(self.wants, count=1)
@@ -206,7 +219,7 @@ class Lease:
             while self.token == token and self.busy:
                 sent = time.monotonic()
                 if not await script(keys=[self.key], args=[token, self.ms]):
-                    self.forget()
+                    self.lose()
                     return
                 self.extended(sent)
                 await asyncio.sleep(self.ms / 3000)
@@ -223,7 +236,15 @@ class Lease:
     # what the stream reader sees on ``wants``
 
     def seen(self, entry_id: str, fields: dict[str, Any]) -> None:
+        """An entry of ``wants``: an ask (``w``), a grant (``g``, with the
+        version ``v``), or a lease gone from its holder (``x``: let go, found
+        lost, or taken from a worker that stopped sending heartbeats)."""
         self.wants_seen = entry_id
+        gone = fields.get("x")
+        if gone is not None:
+            if gone == self.token:
+                self.forget()
+            return
         asker = fields.get("w")
         if asker is not None:
             if asker.partition(":")[0] != self.bp.worker:

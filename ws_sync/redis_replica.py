@@ -373,13 +373,16 @@ class Replica:
                     await self._check()
                     check = False
                 assert self.log is not None
-                found = entries(
-                    await link.call(
-                        *("XREAD", "COUNT", 512, "BLOCK", BLOCK_MS, "STREAMS", self.stream, wants),
-                        *(f"{self.log.delivered}-0", self.lease.wants_seen),
-                        wait=BLOCK_MS / 1000,
-                    )
-                )  # the object's own connection: see `ws_sync.redis_link`
+                block = self._holding_for()
+                if block:  # nobody else can commit: only asks can come
+                    streams: tuple[Any, ...] = ("STREAMS", wants, self.lease.wants_seen)
+                else:
+                    block = BLOCK_MS
+                    streams = ("STREAMS", self.stream, wants)
+                    streams += (f"{self.log.delivered}-0", self.lease.wants_seen)
+                # over the object's own connection (`ws_sync.redis_link`)
+                read = ("XREAD", "COUNT", 512, "BLOCK", block, *streams)
+                found = entries(await link.call(*read, wait=block / 1000))
                 if not self.bp.connected:
                     self.bp.connected = True
                     self.bp.counters["reconnects"] += 1
@@ -417,6 +420,21 @@ class Replica:
                 check = True
                 await asyncio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 2.0)
+
+    def _holding_for(self) -> int:
+        """Milliseconds this worker surely holds the lease and has every
+        commit (0 if not): no other worker can commit meanwhile, so the
+        reader waits for asks only, and this worker's own commits, which it
+        delivers from their answers, do not wake it a second time. The lease
+        going elsewhere, or found lost, is said on ``wants`` too
+        (`ws_sync.redis_lease`), and wakes the reader."""
+        lease, log = self.lease, self.log
+        if not lease.token or log is None or log.delivered < lease.version or self.behind:
+            return 0
+        if any(p.doubt for p in self.proposals):
+            return 0  # only the stream tells what became of it
+        left = int((lease.until - time.monotonic()) * 1000)
+        return min(left, BLOCK_MS) if left > 0 else 0
 
     async def _check(self) -> None:
         """After a quiet spell or an error: is Redis still holding our line?"""
@@ -597,7 +615,7 @@ class Replica:
                 self._alone(proposal)
                 continue
             self.bp.counters["conflicts"] += 1
-            self.lease.forget()
+            self.lease.lose()
             proposal.sent = False
             why = "another worker holds it" if code == -2 else "another change came first"
             self._fail_unsent(SharedWriteError(f"{self.key}: not committed ({why}); retry"))

@@ -74,6 +74,9 @@ if holder and holder ~= ARGV[1] then
 end
 local v = redis.call('HGET', KEYS[2], 'v')
 if not v then return {-1, 0} end
+if holder and holder ~= ARGV[1] then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', 64, '*', 'x', holder)
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 local want = redis.call('GET', KEYS[3])
 if want == ARGV[1] then redis.call('DEL', KEYS[3]) want = false end
@@ -82,7 +85,10 @@ return {tonumber(v), 0}
 """
 
 HANDOFF = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', 64, '*', 'x', ARGV[1])
+  return 0
+end
 local want = redis.call('GET', KEYS[3])
 if want and want ~= ARGV[1] then
   redis.call('DEL', KEYS[3])
@@ -92,6 +98,7 @@ if want and want ~= ARGV[1] then
   return 2
 end
 redis.call('DEL', KEYS[1])
+redis.call('XADD', KEYS[4], 'MAXLEN', '~', 64, '*', 'x', ARGV[1])
 return 1
 """
 
