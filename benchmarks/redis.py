@@ -208,40 +208,73 @@ async def clients(ports: list[int], n: int) -> AsyncIterator[list[Client]]:
 # measurements
 
 
-async def raw_round_trip(url: str, n: int) -> list[float]:
+class RawHop:
     """Redis PUBLISH -> a subscriber's message, the floor of any cross-worker hop."""
-    from redis.asyncio import Redis
 
-    pub, sub = Redis.from_url(url), Redis.from_url(url)
-    ps = sub.pubsub()
-    await ps.subscribe("bench")
-    await ps.get_message(timeout=1)
-    samples = []
-    for i in range(n):
+    def __init__(self, url: str) -> None:
+        from redis.asyncio import Redis
+
+        self.pub, self.sub = Redis.from_url(url), Redis.from_url(url)
+        self.ps = self.sub.pubsub()
+        self.i = 0
+
+    async def open(self) -> RawHop:
+        await self.ps.subscribe("bench")
+        await self.ps.get_message(timeout=1)
+        return self
+
+    async def sample(self) -> float:
+        self.i += 1
         t0 = time.perf_counter()
-        await pub.publish("bench", str(i))
-        while (await ps.get_message(timeout=5)) is None:
+        await self.pub.publish("bench", str(self.i))
+        while (await self.ps.get_message(timeout=5)) is None:
             pass
-        samples.append(time.perf_counter() - t0)
-    await ps.aclose()
-    await pub.aclose()
-    await sub.aclose()
+        return time.perf_counter() - t0
+
+    async def close(self) -> None:
+        await self.ps.aclose()
+        await self.pub.aclose()
+        await self.sub.aclose()
+
+
+class ActionHop:
+    """The action sent by one client, the patch seen by the other."""
+
+    def __init__(self, sender: Client, watcher: Client) -> None:
+        self.sender, self.watcher = sender, watcher
+
+    async def sample(self) -> float:
+        sender, watcher = self.sender, self.watcher
+        await until(lambda: sender.version == watcher.version)
+        target = watcher.version + 1
+        t0 = time.perf_counter()
+        await sender.act()
+        await until(lambda: target in watcher.arrived)
+        await sender.results.get()
+        return watcher.arrived[target] - t0
+
+
+async def in_turn(hops: list[Any], n: int) -> list[list[float]]:
+    """`n` samples of each hop, one of each in turn: whatever else the machine
+    does meanwhile weighs on all of them alike, and their ratio is the target."""
+    samples: list[list[float]] = [[] for _ in hops]
+    for _ in range(n):
+        for hop, taken in zip(hops, samples, strict=True):
+            taken.append(await hop.sample())
     return samples
 
 
-async def action_to_patch(ports: list[int], n: int) -> list[float]:
-    """The action sent on the first port, the patch seen by a client of the last."""
-    async with clients([ports[0], ports[-1]], 2) as (sender, watcher):
-        samples = []
-        for _ in range(n):
-            await until(lambda: sender.version == watcher.version)
-            target = watcher.version + 1
-            t0 = time.perf_counter()
-            await sender.act()
-            await until(lambda target=target: target in watcher.arrived)
-            samples.append(watcher.arrived[target] - t0)
-            await sender.results.get()
-        return samples
+async def latencies(url: str, single: list[int], cross: list[int], n: int) -> list[list[float]]:
+    """Raw Redis, one in-process worker, and across two workers, in turn."""
+    raw = await RawHop(url).open()
+    try:
+        async with (
+            clients([single[0], single[-1]], 2) as one,
+            clients([cross[0], cross[-1]], 2) as two,
+        ):
+            return await in_turn([raw, ActionHop(*one), ActionHop(*two)], n)
+    finally:
+        await raw.close()
 
 
 async def alternating(ports: list[int], n: int) -> list[float]:
@@ -398,19 +431,19 @@ async def _run(cfg: Config, progress: Progress) -> SectionResult:
     seconds = cfg.pick(5.0, 1.0)
     data: dict[str, Any] = {}
     with redis_server() as (url, redis_proc):
-        progress("raw Redis publish -> subscribe")
-        data["raw"] = Stats.of(await raw_round_trip(url, n)).to_dict()
-        with workers(1, "memory://") as one:
-            ports, pids = [p for p, _ in one], [w.pid for _, w in one]
+        with workers(1, "memory://") as one, workers(2, url) as two:
+            progress("latency: raw Redis, one in-process worker, two workers on Redis, in turn")
+            single_ports = [p for p, _ in one]
+            hops = await latencies(url, single_ports, [p for p, _ in two], n)
+            for name, samples in zip(("raw", "single", "cross"), hops, strict=True):
+                data[name] = Stats.of(samples).to_dict()
             progress("one in-process worker")
-            data["single"] = Stats.of(await action_to_patch(ports, n)).to_dict()
+            ports, pids = single_ports, [w.pid for _, w in one]
             data["single_costs"] = await costs(None, ports, pids, n)
             data["single_fanout"] = Stats.of(await fan_out(ports, fan, rounds)).to_dict()
             data["single_throughput"] = await throughput(ports, 8, seconds)
-        with workers(2, url) as two:
             ports, pids = [p for p, _ in two], [w.pid for _, w in two]
             progress("two workers on Redis")
-            data["cross"] = Stats.of(await action_to_patch(ports, n)).to_dict()
             data["costs"] = await costs(url, ports, pids, n)
             # last: while workers take turns, each lets the lease go after its handler
             data["alternating"] = Stats.of(await alternating(ports, n)).to_dict()

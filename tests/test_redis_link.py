@@ -127,3 +127,20 @@ async def test_redis_gone_is_a_connection_error_and_back_is_fine(
         assert await link.call("PING") == "PONG"
     finally:
         await link.close()
+
+
+async def test_a_command_written_at_once_and_answered_later(
+    server: tuple[RedisServer, Redis],
+) -> None:
+    _, client = server
+    link = Link(client)
+    try:
+        assert not link.send("PING")  # not connected yet: nothing written
+        assert await link.call("SET", "n", 1) == "OK"
+        assert link.send("INCR", "n")  # written in this step, before any await
+        assert not link.send("INCR", "n")  # one command at a time
+        assert await client.get("n") == "2"  # Redis has run it already
+        assert await link.answer() == 2
+        assert await link.call("GET", "n") == "2"  # the next answer is its own
+    finally:
+        await link.close()

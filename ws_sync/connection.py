@@ -21,12 +21,13 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Coroutine, Generator
+from collections.abc import Coroutine
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketState
 
 from . import wire
+from .eager import Resume
 from .hello import REPLY as HELLO_REPLY
 from .hello import Held
 from .limits import Limits, TokenBucket
@@ -62,36 +63,6 @@ class _Close:
     def __init__(self, code: int, reason: str) -> None:
         self.code = code
         self.reason = reason
-
-
-class _Resume:
-    """Awaiting it finishes a send coroutine that was started elsewhere and
-    suspended: `first` is what its first step yielded (the future it waits on,
-    or None for a bare yield), passed on to the task awaiting this; what the
-    task sends or throws back goes on into the coroutine, as `await` would."""
-
-    __slots__ = ("coro", "first")
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], first: Any) -> None:
-        self.coro = coro
-        self.first = first
-
-    def __await__(self) -> Generator[Any, Any, None]:
-        coro = self.coro
-        yielded = self.first
-        while True:
-            try:
-                value = yield yielded
-            except BaseException as e:  # cancellation thrown in by the task
-                try:
-                    yielded = coro.throw(e)
-                except StopIteration:
-                    return
-            else:
-                try:
-                    yielded = coro.send(value)
-                except StopIteration:
-                    return
 
 
 def _message(frame: Frame) -> dict[str, Any]:
@@ -390,7 +361,7 @@ class Connection:
                 inflight = self._inflight
                 if inflight is not None:
                     self._inflight = None
-                    await _Resume(*inflight)
+                    await Resume(*inflight)
                     self._sending_since = None
                     continue
                 if not queue:
@@ -411,7 +382,7 @@ class Connection:
                 self._sending_since = clock()
                 if queue:
                     self._watch()
-                await _Resume(coro, yielded)
+                await Resume(coro, yielded)
                 self._sending_since = None
         except asyncio.CancelledError:
             raise

@@ -18,9 +18,15 @@ import asyncio
 import hashlib
 from typing import Any
 
+from . import eager
+from .eager import Resume
+
+_WRITTEN = object()
+
 
 class Link:
-    """One Redis connection, one command at a time, never retried."""
+    """One Redis connection with one owner (one task at a time): one command
+    at a time, never sent twice."""
 
     def __init__(self, client: Any) -> None:
         pool = client.connection_pool
@@ -30,44 +36,82 @@ class Link:
         options["socket_timeout"] = None  # one timer per command here, not one per step
         self._connect = lambda: pool.connection_class(**options)
         self._conn: Any = None
-        self._lock = asyncio.Lock()
+        self._sent: tuple[Any, ...] | None = None  # written by `send`, its answer not yet read
+        self._rest: Resume | None = None  # what is left of that write, if it had to wait
         self._shas: dict[str, str] = {}
+
+    def send(self, *args: Any) -> bool:
+        """Write a command now, in the caller's own step (a handler's
+        ``sync()``), if the link is connected and idle; `answer` reads its
+        answer. False if nothing was written: `call` connects first."""
+        conn = self._conn
+        if conn is None or self._sent is not None or not conn.is_connected:
+            return False
+        self._rest = eager.start(conn.send_packed_command(pack(args), check_health=False))
+        self._sent = args
+        return True
+
+    async def answer(self) -> Any:
+        """The answer to the command `send` wrote."""
+        args, rest = self._sent, self._rest
+        assert args is not None and self._conn is not None
+        try:
+            return await self._exchange(self._conn, args, rest or _WRITTEN, 0.0)
+        finally:
+            self._sent = self._rest = None
 
     async def call(self, *args: Any, wait: float = 0.0) -> Any:
         """Send one command and read its answer, within `timeout` plus `wait`
-        (a blocking read's own). A failure other than an error answer drops
-        the connection (the next call opens another): an answer still on its
-        way must not be read as the next one's."""
+        (a blocking read's own)."""
+        assert self._sent is None, "one command at a time"
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self._connect()
+        return await self._exchange(conn, args, None, wait)
+
+    async def _exchange(self, conn: Any, args: tuple[Any, ...], written: Any, wait: float) -> Any:
+        """`args` written (None: not yet; a `Resume`: partly), then its answer.
+        A failure other than an error answer drops the connection (the next
+        call opens another): an answer still on its way must not be read as
+        the next one's."""
         from redis.exceptions import ResponseError
         from redis.exceptions import TimeoutError as NoAnswer
 
-        async with self._lock:
-            conn = self._conn
-            if conn is None:
-                conn = self._conn = self._connect()
-            try:
-                async with asyncio.timeout(self.timeout + wait):
+        try:
+            async with asyncio.timeout(self.timeout + wait):
+                if written is None:
                     await conn.send_packed_command(pack(args), check_health=False)
-                    return await conn.read_response()
-            except ResponseError:
-                raise
-            except TimeoutError:  # asyncio's: a connection error, as redis-py's own
-                self._conn = None
-                await asyncio.shield(conn.disconnect(nowait=True))
-                raise NoAnswer(f"Redis did not answer {args[0]} in time") from None
-            except BaseException:
-                self._conn = None
-                await asyncio.shield(conn.disconnect(nowait=True))
-                raise
+                elif written is not _WRITTEN:
+                    await written
+                return await conn.read_response()
+        except ResponseError:
+            raise
+        except TimeoutError:  # asyncio's: a connection error, as redis-py's own
+            self._drop(conn)
+            raise NoAnswer(f"Redis did not answer {args[0]} in time") from None
+        except BaseException:
+            self._drop(conn)
+            raise
+
+    def _drop(self, conn: Any) -> None:
+        if self._conn is conn:
+            self._conn = None
+        task = asyncio.ensure_future(conn.disconnect(nowait=True))
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+
+    def script(self, body: str) -> str:
+        """The digest Redis knows a script by."""
+        sha = self._shas.get(body)
+        if sha is None:
+            sha = self._shas[body] = hashlib.sha1(body.encode()).hexdigest()
+        return sha
 
     async def run(self, body: str, keys: list[str], args: list[Any]) -> Any:
         """A Lua script by its digest, loaded first if Redis does not know it
         (a restarted Redis)."""
         from redis.exceptions import NoScriptError
 
-        sha = self._shas.get(body)
-        if sha is None:
-            sha = self._shas[body] = hashlib.sha1(body.encode()).hexdigest()
+        sha = self.script(body)
         try:
             return await self.call("EVALSHA", sha, len(keys), *keys, *args)
         except NoScriptError:

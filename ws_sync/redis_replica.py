@@ -105,6 +105,7 @@ class _Proposal:
     sent: bool = False
     doubt: bool = False
     """Sent, but the connection failed before the answer: Redis may have run it."""
+    sent_at: float = 0.0  # monotonic
     made: float = field(default_factory=time.perf_counter)
 
 
@@ -554,39 +555,81 @@ class Replica:
         loop = asyncio.get_running_loop()
         origin = f"{self.bp.worker}:{next(self._origins)}"
         token = self.lease.token if self.lease.held() else ""
-        self.proposals.append(_Proposal(v, frame, token, origin, loop.create_future(), self._call))
+        proposal = _Proposal(v, frame, token, origin, loop.create_future(), self._call)
+        self.proposals.append(proposal)
         if self._call:
             if len(self._committed_calls) >= RECENT_IDS:  # answers never asked to be kept
                 self._committed_calls.clear()
             self._committed_calls.add(self._call)
         if self._committer is None or self._committer.done():
-            self._committer = loop.create_task(self._commit_all())
+            written = proposal if self._write_now(proposal) else None
+            self._committer = loop.create_task(self._commit_all(written))
 
-    async def _commit_all(self) -> None:
+    def _commit_of(self, proposal: _Proposal) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the COMMIT script for `proposal`."""
+        assert self.log is not None
+        keys = [self.hash, self.stream, self.lease.key, self.record]
+        args = [
+            proposal.v - 1,
+            proposal.frame,
+            proposal.origin,
+            proposal.token,
+            self.log.epoch,
+            self.ttl_ms,
+            self.bp.lease_ms,
+            proposal.call,
+        ]
+        return keys, args
+
+    def _write_now(self, proposal: _Proposal) -> bool:
+        """Write the commit at once, from the step that made the change (the
+        handler's ``sync()``), not a turn of the event loop later: the other
+        workers' clients wait for it. Over the object's own link, when idle."""
+        link = self._commits
+        if link is None:
+            return False
+        keys, args = self._commit_of(proposal)
+        try:
+            if not link.send("EVALSHA", link.script(scripts.COMMIT), len(keys), *keys, *args):
+                return False
+        except Exception:  # never the handler's failure: the committer sends it instead
+            logger.exception("%s: writing a commit failed", self.key)
+            return False
+        proposal.sent = True
+        proposal.sent_at = time.monotonic()
+        return True
+
+    async def _written(self, proposal: _Proposal) -> Any:
+        """The answer to a commit `_write_now` wrote (run again, loaded, if
+        Redis did not know the script: it did not run)."""
+        from redis.exceptions import NoScriptError
+
+        assert self._commits is not None
+        try:
+            return await self._commits.answer()
+        except NoScriptError:
+            return await self._commits.run(scripts.COMMIT, *self._commit_of(proposal))
+
+    async def _commit_all(self, written: _Proposal | None = None) -> None:
         assert self.log is not None
         while True:
-            proposal = next((p for p in self.proposals if not p.sent), None)
-            if proposal is None:
-                return
-            if self._detached:
-                with contextlib.suppress(Exception):
-                    await self._reseed()
-            sent_at = time.monotonic()
-            proposal.sent = True  # on its way: its answer, or the stream, says what it became
+            answer: Awaitable[Any]
+            if written is not None:
+                proposal, written = written, None
+                answer = self._written(proposal)
+            else:
+                unsent = next((p for p in self.proposals if not p.sent), None)
+                if unsent is None:
+                    return
+                proposal = unsent
+                if self._detached:
+                    with contextlib.suppress(Exception):
+                        await self._reseed()
+                proposal.sent_at = time.monotonic()
+                proposal.sent = True  # on its way: its answer, or the stream, says what it became
+                answer = self._commit(*self._commit_of(proposal))
             try:
-                code, _ = await self._commit(
-                    [self.hash, self.stream, self.lease.key, self.record],
-                    [
-                        proposal.v - 1,
-                        proposal.frame,
-                        proposal.origin,
-                        proposal.token,
-                        self.log.epoch,
-                        self.ttl_ms,
-                        self.bp.lease_ms,
-                        proposal.call,
-                    ],
-                )
+                code, _ = await answer
             except Exception as e:
                 self.bp.counters["unavailable"] += 1
                 if self.solo and is_connection_error(e):
@@ -603,7 +646,7 @@ class Replica:
                 self.bp.counters["commits"] += 1
                 lease = self.lease
                 if proposal.token and proposal.token == lease.token:
-                    lease.extended(sent_at)
+                    lease.extended(proposal.sent_at)
                     lease.version = max(lease.version, proposal.v)
                 if self.solo or proposal.v == self.log.delivered + 1:  # nothing before it
                     self._deliver(proposal.v, proposal.frame, proposal.origin)
