@@ -1,8 +1,10 @@
-"""The server's client-patch applier against the public RFC 6902 conformance data.
+"""The server's JSON Patch appliers against the public RFC 6902 conformance data.
 
-Each case's document is put under one synced attribute (``/doc``) and its
-paths are prefixed to match, so every case applies: the result must be the
-expected document, or the patch must be rejected with nothing changed.
+For the client-patch applier, each case's document is put under one synced
+attribute (``/doc``) and its paths are prefixed to match, so every case
+applies: the result must be the expected document, or the patch must be
+rejected with nothing changed. The committed-state applier
+(`ws_sync.jsondoc`) takes each case's document as it is.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 import pytest
 
 from ws_sync import ClientWriteError, Sync
+from ws_sync.jsondoc import PatchError, apply, equal
 
 DATA = Path(__file__).parent / "js" / "data"
 
@@ -64,3 +67,13 @@ def test_conformance(case: dict[str, Any]) -> None:
         with pytest.raises(ClientWriteError):
             sync.handle_client_patch(_prefixed(case["patch"]))
         assert sync.state() == before
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_committed_state_applier(case: dict[str, Any]) -> None:
+    doc = copy.deepcopy(case["doc"])
+    if "expected" in case:
+        assert equal(apply(doc, copy.deepcopy(case["patch"])), case["expected"])
+    else:
+        with pytest.raises(PatchError):
+            apply(doc, copy.deepcopy(case["patch"]))

@@ -55,11 +55,24 @@ async def pair(redis_url: str) -> AsyncIterator[list[Shared[Counter]]]:
         await bp.close()
 
 
-async def evalsha_calls(url: str) -> int:
+async def calls(url: str, command: str) -> int:
+    """How many times Redis ran `command` so far."""
     r = Redis.from_url(url)
     try:
         stats = await r.info("commandstats")
-        return int(stats.get("cmdstat_evalsha", {}).get("calls", 0))
+        return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
+    finally:
+        await r.aclose()
+
+
+async def heartbeat_stops(bp: RedisBackplane, url: str) -> None:
+    """The worker's heartbeat stops and runs out at once."""
+    bp._beating_on = False
+    assert bp._heartbeat is not None
+    bp._heartbeat.cancel()
+    r = Redis.from_url(url)
+    try:
+        await r.delete(bp.key("worker", bp.worker))
     finally:
         await r.aclose()
 
@@ -78,10 +91,10 @@ async def test_a_run_of_handlers_on_one_worker_costs_one_script_each(
 ) -> None:
     a, b = pair
     await increment(a)  # takes the lease
-    before = await evalsha_calls(redis_url)
+    before = await calls(redis_url, "evalsha")
     for _ in range(20):
         await increment(a)
-    assert await evalsha_calls(redis_url) - before == 20  # the commits, nothing else
+    assert await calls(redis_url, "evalsha") - before == 20  # the commits, nothing else
     await asyncio.wait_for(delivered(b, 21), 10)
     assert (a.count, b.count) == (21, 21)
 
@@ -138,15 +151,7 @@ async def test_a_dead_workers_lease_is_taken_at_once(redis_url: str) -> None:
         await a.ready()
         await b.ready()
         await increment(a)  # a holds the lease, parked, for a minute
-        dead = planes[0]
-        dead._beating_on = False  # its heartbeat stops, as when the worker is killed
-        assert dead._heartbeat is not None
-        dead._heartbeat.cancel()
-        r = Redis.from_url(redis_url)
-        try:
-            await r.delete(dead.key("worker", dead.worker))
-        finally:
-            await r.aclose()
+        await heartbeat_stops(planes[0], redis_url)  # as when the worker is killed
         assert await asyncio.wait_for(increment(b), 10) == 2
     finally:
         for bp in planes:
@@ -322,27 +327,18 @@ def long_reads(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(redis_replica, "BLOCK_MS", 60_000)
 
 
-async def xread_calls(url: str) -> int:
-    r = Redis.from_url(url)
-    try:
-        stats = await r.info("commandstats")
-        return int(stats.get("cmdstat_xread", {}).get("calls", 0))
-    finally:
-        await r.aclose()
-
-
 async def test_a_holder_is_not_woken_by_its_own_commits(
     pair: list[Shared[Counter]], redis_url: str
 ) -> None:
     a, b = pair
     await increment(a)
     await asyncio.wait_for(delivered(b, 1), 10)
-    before = await xread_calls(redis_url)
+    before = await calls(redis_url, "xread")
     for _ in range(20):
         await increment(a)
         assert a.sync.gate._holding_for() > 0  # parked, and reading the asks only
     await asyncio.wait_for(delivered(b, 21), 10)
-    assert await xread_calls(redis_url) - before <= 22  # b's reads: a read none of its own
+    assert await calls(redis_url, "xread") - before <= 22  # b's reads: a read none of its own
 
 
 async def test_a_holder_whose_lease_was_taken_hears_of_it(redis_url: str, long_reads: None) -> None:
@@ -352,15 +348,7 @@ async def test_a_holder_whose_lease_was_taken_hears_of_it(redis_url: str, long_r
         await a.ready()
         await b.ready()
         await increment(a)
-        stalled = planes[0]  # its heartbeat stops: its lease is taken from it
-        stalled._beating_on = False
-        assert stalled._heartbeat is not None
-        stalled._heartbeat.cancel()
-        r = Redis.from_url(redis_url)
-        try:
-            await r.delete(stalled.key("worker", stalled.worker))
-        finally:
-            await r.aclose()
+        await heartbeat_stops(planes[0], redis_url)  # its lease is taken from it
         assert await asyncio.wait_for(increment(b), 10) == 2
         await asyncio.wait_for(delivered(a, 2), 10)  # not a minute later
         assert a.count == 2

@@ -56,91 +56,80 @@ async def server() -> AsyncIterator[tuple[RedisServer, Redis]]:
             await client.aclose()
 
 
-async def test_commands_and_error_answers(server: tuple[RedisServer, Redis]) -> None:
-    _, client = server
-    link = Link(client)
-    try:
-        assert await link.call("SET", "k", "v") == "OK"
-        with pytest.raises(ResponseError):
-            await link.call("LPUSH", "k", "x")  # the wrong type: an error answer
-        assert await link.call("GET", "k") == "v"  # the same connection, still in step
-    finally:
-        await link.close()
+@pytest.fixture
+async def link(server: tuple[RedisServer, Redis]) -> AsyncIterator[Link]:
+    made = Link(server[1])
+    yield made
+    await made.close()
+
+
+async def test_commands_and_error_answers(link: Link) -> None:
+    assert await link.call("SET", "k", "v") == "OK"
+    with pytest.raises(ResponseError):
+        await link.call("LPUSH", "k", "x")  # the wrong type: an error answer
+    assert await link.call("GET", "k") == "v"  # the same connection, still in step
 
 
 async def test_a_script_is_loaded_again_after_redis_forgot_it(
     server: tuple[RedisServer, Redis],
+    link: Link,
 ) -> None:
     _, client = server
-    link = Link(client)
     body = "return redis.call('INCR', KEYS[1]) + tonumber(ARGV[1])"
-    try:
-        assert await link.run(body, ["n"], [10]) == 11
-        await client.script_flush()
-        assert await link.run(body, ["n"], [10]) == 12
-    finally:
-        await link.close()
+    assert await link.run(body, ["n"], [10]) == 11
+    await client.script_flush()
+    assert await link.run(body, ["n"], [10]) == 12
 
 
-async def test_no_answer_in_time_drops_the_connection(server: tuple[RedisServer, Redis]) -> None:
+async def test_no_answer_in_time_drops_the_connection(
+    server: tuple[RedisServer, Redis], link: Link
+) -> None:
     _, client = server
-    link = Link(client)
     link.timeout = 0.2
-    try:
-        with pytest.raises(NoAnswer):
-            await link.call("BLPOP", "empty", 3)
-        await client.lpush("empty", "late")
-        assert await link.call("PING") == "PONG"  # not the blocked pop's late answer
-    finally:
-        await link.close()
+    with pytest.raises(NoAnswer):
+        await link.call("BLPOP", "empty", 3)
+    await client.lpush("empty", "late")
+    assert await link.call("PING") == "PONG"  # not the blocked pop's late answer
 
 
-async def test_a_cancelled_read_drops_the_connection(server: tuple[RedisServer, Redis]) -> None:
+async def test_a_cancelled_read_drops_the_connection(
+    server: tuple[RedisServer, Redis], link: Link
+) -> None:
     _, client = server
-    link = Link(client)
-    try:
-        blocked = asyncio.ensure_future(link.call("BLPOP", "empty", 3, wait=3))
-        await asyncio.sleep(0.1)
-        blocked.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await blocked
-        await client.lpush("empty", "late")
-        assert await link.call("PING") == "PONG"
-    finally:
-        await link.close()
+    blocked = asyncio.ensure_future(link.call("BLPOP", "empty", 3, wait=3))
+    await asyncio.sleep(0.1)
+    blocked.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await blocked
+    await client.lpush("empty", "late")
+    assert await link.call("PING") == "PONG"
 
 
 async def test_redis_gone_is_a_connection_error_and_back_is_fine(
     server: tuple[RedisServer, Redis],
+    link: Link,
 ) -> None:
     from ws_sync.redis_lease import is_connection_error
 
-    srv, client = server
-    link = Link(client)
-    try:
-        assert await link.call("PING") == "PONG"
-        srv.stop()
-        with pytest.raises(Exception) as failed:
-            await link.call("PING")
-        assert is_connection_error(failed.value)
-        srv.start()
-        assert await link.call("PING") == "PONG"
-    finally:
-        await link.close()
+    srv, _ = server
+    assert await link.call("PING") == "PONG"
+    srv.stop()
+    with pytest.raises(Exception) as failed:
+        await link.call("PING")
+    assert is_connection_error(failed.value)
+    srv.start()
+    assert await link.call("PING") == "PONG"
 
 
 async def test_a_command_written_at_once_and_answered_later(
     server: tuple[RedisServer, Redis],
+    link: Link,
 ) -> None:
     _, client = server
-    link = Link(client)
-    try:
-        assert not link.send("PING")  # not connected yet: nothing written
-        assert await link.call("SET", "n", 1) == "OK"
-        assert link.send("INCR", "n")  # written in this step, before any await
-        assert not link.send("INCR", "n")  # one command at a time
-        assert await client.get("n") == "2"  # Redis has run it already
-        assert await link.answer() == 2
-        assert await link.call("GET", "n") == "2"  # the next answer is its own
-    finally:
-        await link.close()
+    assert not link.send("PING")  # not connected yet: nothing written
+    assert await link.call("SET", "n", 1) == "OK"
+    assert link.send("INCR", "n")  # written in this step, before any await
+    assert not link.send("INCR", "n")  # one command at a time
+    assert await client.get("n") == "2"  # Redis has run it already
+    assert await link.answer() == 2
+    assert await link.call("GET", "n") == "2"  # the next answer is its own

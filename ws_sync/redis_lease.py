@@ -13,6 +13,10 @@ that stream with the commits; when idle (or as soon as its handler ends) it
 hands the lease straight to the asker and announces the grant on the same
 stream, which wakes the asker without another round trip of its own.
 
+The same stream says when a lease leaves its holder (``x``: let go, found
+lost, or taken from a worker without heartbeat): a holder's stream reader
+waits on ``wants`` alone (`ws_sync.redis_replica`), and this wakes it.
+
 A lease is safe to lose: every commit is still a compare-and-set on the
 version, so a holder that stalled past its lease (or whose parked lease was
 taken) gets a conflict, never a lost update. A holder whose worker stopped
@@ -96,17 +100,13 @@ class Lease:
         self.wanted = False
 
     def lose(self) -> None:
-        """Found lost (a commit refused, a renewal failed): forgotten, and
-        said on ``wants``, which wakes this worker's stream reader if it is
-        reading only that stream, as a holder does (`ws_sync.redis_replica`)."""
-        token = self.token
-        self.forget()
-        if token:
-            _spawn(self.bp, self._say_lost(token))
-
-    async def _say_lost(self, token: str) -> None:
-        with contextlib.suppress(Exception):
-            await self.bp.client.xadd(self.wants, {"x": token}, maxlen=64, approximate=True)
+        """Found lost (a commit refused, a renewal failed): forgotten here,
+        and given up in Redis, should it still be ours there (a worker that
+        asked need not wait for it to run out). Either way it is said on
+        ``wants``, which wakes this worker's stream reader if it is reading
+        only that stream, as a holder does (`ws_sync.redis_replica`)."""
+        if self.token:
+            self._hand_over()
 
     async def start(self) -> None:
         """Read on from the asks and grants made from now on."""

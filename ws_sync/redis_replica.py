@@ -14,7 +14,9 @@ A commit is a Lua compare-and-set: it is appended only if the version is still
 the one the change was made on and no other worker holds the lease. Only then
 does any client see it: the committing worker delivers it at once if it
 directly follows what it has delivered, and every other worker reads the
-stream and delivers its entries in order. A worker's `_SET` is the committed
+stream and delivers its entries in order. Commits and stream reads go over
+connections of the object's own (`ws_sync.redis_link`); a commit is written
+from the step that made the change. A worker's `_SET` is the committed
 state at the version it has delivered, never a change still on its way.
 
 An action or a client write on a shared object runs holding the lease, after
