@@ -6,7 +6,9 @@ redis-server, measured against a raw Redis publish -> subscribe round trip
 and against one in-process worker in the same run:
 
 - action -> patch latency, the action sent to one worker and the patch seen
-  by a client of another;
+  by a client of another; one sample of the raw hop, of the in-process worker
+  and of the two workers in turn, so that the machine's noise (2 shared
+  cores) weighs on all three alike;
 - CPU-seconds per delivered op (workers and redis-server) and Redis commands
   per commit (from ``INFO commandstats``);
 - fan-out of one commit to many clients spread over 2 workers, per
@@ -492,9 +494,9 @@ def _report(cfg: Config, d: dict[str, Any]) -> SectionResult:
     md += [md_table(["measure", "Redis, 2 workers", "in-process, 1 worker"], cost_rows), ""]
     md += [
         "Round trips are the commands the workers send (EVALSHA: the commit, as the worker"
-        " keeps the lease between its handlers; XREAD: one per worker); all commands Redis"
-        " ran per commit, scripts' included: "
-        + ", ".join(f"{k} {v:.2f}" for k, v in commands.items()),
+        " keeps the lease between its handlers; XREAD: one per other worker, as a worker"
+        " holding the lease is not woken by its own commits); all commands Redis ran per"
+        " commit, scripts' included: " + ", ".join(f"{k} {v:.2f}" for k, v in commands.items()),
         "",
     ]
     fan = d["sizes"]["fanout"]
