@@ -374,3 +374,14 @@ async def test_a_holder_that_lets_go_reads_every_commit_again(
     finally:
         for bp in planes:
             await bp.close()
+
+
+async def test_a_reader_that_read_to_the_end_is_no_longer_behind(
+    pair: list[Shared[Counter]],
+) -> None:
+    a, b = pair
+    await increment(a)
+    a.sync.gate.behind = 1  # as a check made while a commit was on its way leaves it
+    await increment(b)  # a reads the stream, to its end
+    await asyncio.wait_for(delivered(a, 2), 10)
+    assert a.sync.gate.behind == 0  # a holder that caught up may read only the asks

@@ -80,6 +80,8 @@ SETTLE_TIMEOUT = 10.0
 """How long a commit may take to come back from the stream."""
 BLOCK_MS = 1000
 """A stream read's wait; after it, the object's hash is checked."""
+READ_COUNT = 512
+"""Stream entries read at most at once."""
 IN_DOUBT = (
     "the shared state became unreachable while this change was being committed; "
     "if it was, every client gets it once the state is reachable again"
@@ -384,7 +386,7 @@ class Replica:
                     streams = ("STREAMS", self.stream, wants)
                     streams += (f"{self.log.delivered}-0", self.lease.wants_seen)
                 # over the object's own connection (`ws_sync.redis_link`)
-                read = ("XREAD", "COUNT", 512, "BLOCK", block, *streams)
+                read = ("XREAD", "COUNT", READ_COUNT, "BLOCK", block, *streams)
                 found = entries(await link.call(*read, wait=block / 1000))
                 if not self.bp.connected:
                     self.bp.connected = True
@@ -404,6 +406,8 @@ class Replica:
                         if not self._deliver(v, fields["f"], fields.get("o", ""), fields.get("c")):
                             gap = True
                             break
+                    if len(items) < READ_COUNT:
+                        self.behind = 0  # read to the end of the stream
                 if gap:
                     await self._reload()
                 self._progress.set()
