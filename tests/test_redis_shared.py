@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from pydantic import BaseModel
@@ -184,6 +184,28 @@ async def test_redis_down_gives_a_clear_error_and_changes_nothing(redis_url: str
             assert a.count == 0
         finally:
             await bp.close()
+
+
+async def test_the_first_commit_after_redis_is_back_goes_through() -> None:
+    with RedisServer() as server:
+        bp = RedisBackplane(server.url)
+        try:
+            a = shared("COUNTER", Counter, backplane=bp)
+            await a.ready()
+            assert await a.sync.gate.run(a.obj.increment) == 1  # its commit connection is open
+            epoch = a.sync.log.epoch
+            server.stop()
+            await asyncio.wait_for(_until(lambda: not bp.connected), 10)
+            server.start()  # empty: the worker stores its state again, under a new epoch
+            await asyncio.wait_for(_until(lambda: a.sync.log.epoch != epoch), 10)
+            assert await a.sync.gate.run(a.obj.increment) == 2  # not written into a dead socket
+        finally:
+            await bp.close()
+
+
+async def _until(check: Callable[[], bool]) -> None:
+    while not check():
+        await asyncio.sleep(0.01)
 
 
 async def test_a_one_worker_job_runs_on_one_worker_and_moves_when_it_stops(

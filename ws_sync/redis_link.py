@@ -39,6 +39,7 @@ class Link:
         self._sent: tuple[Any, ...] | None = None  # written by `send`, its answer not yet read
         self._rest: Resume | None = None  # what is left of that write, if it had to wait
         self._shas: dict[str, str] = {}
+        self._busy = False  # a command is between its write and its answer
 
     def send(self, *args: Any) -> bool:
         """Write a command now, in the caller's own step (a handler's
@@ -47,6 +48,7 @@ class Link:
         conn = self._conn
         if conn is None or self._sent is not None or not conn.is_connected:
             return False
+        self._busy = True
         self._rest = eager.start(conn.send_packed_command(pack(args), check_health=False))
         self._sent = args
         return True
@@ -77,6 +79,7 @@ class Link:
         from redis.exceptions import ResponseError
         from redis.exceptions import TimeoutError as NoAnswer
 
+        self._busy = True
         try:
             async with asyncio.timeout(self.timeout + wait):
                 if written is None:
@@ -92,6 +95,15 @@ class Link:
         except BaseException:
             self._drop(conn)
             raise
+        finally:
+            self._busy = False
+
+    def forget_idle(self) -> None:
+        """Redis was found unreachable elsewhere: an idle connection to it is
+        closed too, so the next command opens a fresh one instead of being
+        written into a socket the server has closed."""
+        if self._conn is not None and not self._busy:
+            self._drop(self._conn)
 
     def _drop(self, conn: Any) -> None:
         if self._conn is conn:

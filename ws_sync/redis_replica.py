@@ -421,6 +421,8 @@ class Replica:
                     if self.bp.connected:
                         logger.warning("%s: Redis unreachable (%s); retrying", self.key, e)
                     self.bp.connected = False
+                    if self._commits is not None:
+                        self._commits.forget_idle()
                     self._fail_unsent(SharedWriteError(f"{self.key}: {UNAVAILABLE}"))
                 else:
                     logger.exception("%s: reading the shared object's commits failed", self.key)
